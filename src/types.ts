@@ -1,0 +1,130 @@
+// Types shared by every stage. Data flows one way:
+//   capture (Frame) -> decode (KnockEvent) -> detect (Decision) -> firewall
+// Each stage imports only from here and from stages before it.
+
+export type Protocol = 'tcp' | 'udp';
+
+/** A port with its protocol, as written `PORT/proto` in configs and output. */
+export interface PortSpec {
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+/**
+ * One captured link-layer frame. `time` is the capture timestamp in
+ * milliseconds since the Unix epoch (fractional: a double keeps ~0.25 us
+ * resolution at today's epoch values). Everything downstream takes its notion
+ * of time from this field, never from the wall clock.
+ */
+export interface Frame {
+  readonly time: number;
+  /** pcap LINKTYPE_* value of the frame's link layer. */
+  readonly linkType: number;
+  /** Captured bytes. Owned by the frame: capture sources never reuse it. */
+  readonly data: Uint8Array;
+  /** Length on the wire (may exceed data.length when the snaplen cut it). */
+  readonly origLength: number;
+  /** Byte offset of the record in its capture file, or -1 for live capture. */
+  readonly offset: number;
+}
+
+/** A knock candidate: a TCP segment with SYN set and ACK clear, or a UDP datagram. */
+export interface KnockEvent {
+  readonly time: number;
+  readonly family: 4 | 6;
+  /** Source address in canonical text form (IPv4 dotted quad, RFC 5952 IPv6). */
+  readonly source: string;
+  readonly destination: string;
+  readonly protocol: Protocol;
+  readonly sourcePort: number;
+  /** Destination port: the port knocked on. */
+  readonly port: number;
+  /** TCP flags byte (0 for UDP). */
+  readonly tcpFlags: number;
+  /** Transport payload (UDP data; TCP SYN data is rare but kept). */
+  readonly payload: Uint8Array;
+}
+
+/** A door: an ordered knock sequence that opens some ports for the knocking source. */
+export interface Door {
+  readonly name: string;
+  readonly sequence: readonly PortSpec[];
+  /** The whole sequence must complete within this many ms of its first step. */
+  readonly windowMs: number;
+  /** Optional maximum time between two consecutive steps, ms. */
+  readonly gapMs?: number;
+  /** Ports opened for a source that completed the sequence. */
+  readonly open: readonly PortSpec[];
+  /** How long that source may start new connections, ms. */
+  readonly durationMs: number;
+  /** Optional argument arrays run on open/close; %IP%, %PORT%, %DOOR% substituted. */
+  readonly startCommand?: readonly string[];
+  readonly stopCommand?: readonly string[];
+}
+
+export type ResetReason =
+  | 'wrong-port' // a SYN/UDP to a port that is not the next step
+  | 'wrong-protocol' // the next step's port, but the other protocol
+  | 'window' // the whole sequence took longer than the window
+  | 'gap' // two steps further apart than the door's gap
+  | 'evicted'; // state dropped because the source table was full
+
+interface DecisionBase {
+  /** Packet time (ms since epoch) at which the decision was taken. */
+  readonly time: number;
+  readonly door: string;
+  readonly source: string;
+}
+
+/** A knock event that touched a door (a first step, or any knock from a source in progress). */
+export interface KnockDecision extends DecisionBase {
+  readonly type: 'knock';
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+export interface ProgressDecision extends DecisionBase {
+  readonly type: 'progress';
+  /** 1-based number of steps completed so far. */
+  readonly step: number;
+  readonly of: number;
+}
+export interface ResetDecision extends DecisionBase {
+  readonly type: 'reset';
+  readonly reason: ResetReason;
+  /** Steps completed before the reset. */
+  readonly step: number;
+  readonly port?: number;
+  readonly protocol?: Protocol;
+}
+export interface OpenDecision extends DecisionBase {
+  readonly type: 'open';
+  readonly ports: readonly PortSpec[];
+  /** Absolute deadline (ms since epoch, packet time) of the access. */
+  readonly until: number;
+  /** True when this completion extended an access that was already open. */
+  readonly refreshed: boolean;
+}
+export interface CloseDecision extends DecisionBase {
+  readonly type: 'close';
+  readonly ports: readonly PortSpec[];
+  readonly reason: 'expired' | 'shutdown';
+}
+
+export type Decision = KnockDecision | ProgressDecision | ResetDecision | OpenDecision | CloseDecision;
+
+export type FirewallKind = 'nftables' | 'iptables' | 'none';
+export type CaptureKind = 'pcap' | 'ebpf';
+
+/** The effective, validated configuration. */
+export interface KnockwatchConfig {
+  readonly interface: string;
+  readonly firewall: FirewallKind;
+  readonly capture: CaptureKind;
+  /** Cap on sources with sequence state; the oldest is evicted beyond it. */
+  readonly maxSources: number;
+  readonly doors: readonly Door[];
+}
+
+export function formatPort(p: PortSpec): string {
+  return `${p.port}/${p.protocol}`;
+}
