@@ -1,0 +1,62 @@
+// The effective config written back in the input file's shape: snake_case
+// keys, durations in their most readable unit, ports as PORT/proto. The
+// output parses back to the same config (JSON output too: JSON is YAML).
+import { Document, visit } from 'yaml';
+import { formatPort, type Door, type KnockwatchConfig } from '../types.js';
+import { formatDuration } from './duration.js';
+
+export interface DoorJSON {
+  name: string;
+  sequence: string[];
+  window: string;
+  gap?: string;
+  open: string[];
+  duration: string;
+  start_command?: string[];
+  stop_command?: string[];
+}
+
+export interface ConfigJSON {
+  interface: string;
+  firewall: string;
+  capture: string;
+  max_sources: number;
+  doors: DoorJSON[];
+}
+
+function doorToJSON(d: Door): DoorJSON {
+  return {
+    name: d.name,
+    sequence: d.sequence.map(formatPort),
+    window: formatDuration(d.windowMs),
+    ...(d.gapMs !== undefined ? { gap: formatDuration(d.gapMs) } : {}),
+    open: d.open.map(formatPort),
+    duration: formatDuration(d.durationMs),
+    ...(d.startCommand !== undefined ? { start_command: [...d.startCommand] } : {}),
+    ...(d.stopCommand !== undefined ? { stop_command: [...d.stopCommand] } : {}),
+  };
+}
+
+/** Plain data in the config file's shape. */
+export function configToJSON(cfg: KnockwatchConfig): ConfigJSON {
+  return {
+    interface: cfg.interface,
+    firewall: cfg.firewall,
+    capture: cfg.capture,
+    max_sources: cfg.maxSources,
+    doors: cfg.doors.map(doorToJSON),
+  };
+}
+
+/** YAML text; port lists and commands in flow style, `[1234/tcp, 5678/tcp]`. */
+export function formatConfig(cfg: KnockwatchConfig): string {
+  const doc = new Document(configToJSON(cfg));
+  const doors = doc.get('doors', true);
+  visit(doc, {
+    Seq(_key, node) {
+      // Everything but the doors list itself reads best on one line.
+      if (node !== doors) node.flow = true;
+    },
+  });
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+}

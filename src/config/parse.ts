@@ -1,0 +1,146 @@
+// parseConfig: YAML text -> validated KnockwatchConfig, or a ConfigError that
+// lists every problem found, each with its path and line.
+import { LineCounter, parseDocument } from 'yaml';
+import type { Door, KnockwatchConfig } from '../types.js';
+import { crossChecks, type PathProblem } from './checks.js';
+import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from './errors.js';
+import { firstUnresolvedAlias, isEmptyScalar, locate, nodeLocation } from './locate.js';
+import { CONFIG_KEYS, DOOR_KEYS, configSchema, type RawConfig, type RawDoor } from './schema.js';
+
+/** Aliases can expand exponentially ("billion laughs"); a config needs few. */
+const MAX_ALIAS_COUNT = 100;
+
+export function parseConfig(text: string, fileName: string): KnockwatchConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const yamlProblems = [...doc.errors, ...doc.warnings].map((e): ConfigProblem => {
+    const pos = lineCounter.linePos(e.pos[0]);
+    return { path: '', line: pos.line, column: pos.col, message: yamlMessage(e.code, e.message, text, e.pos) };
+  });
+  if (yamlProblems.length > 0) throw new ConfigError(fileName, sortProblems(yamlProblems));
+
+  // A file of only comments has no contents; a bare `---` has an empty null scalar.
+  if (doc.contents === null || isEmptyScalar(doc.contents)) {
+    throw new ConfigError(fileName, [{ path: '', line: 1, column: 1, message: 'the file is empty: a config file must define at least its doors' }]);
+  }
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // Unresolved or excessive aliases surface here, not as document errors.
+    const message = err instanceof Error ? err.message : String(err);
+    const alias = firstUnresolvedAlias(doc);
+    const loc = alias ? nodeLocation(alias, lineCounter) : undefined;
+    throw new ConfigError(fileName, [
+      { path: '', line: loc?.line, column: loc?.column, message: `cannot resolve the YAML document: ${message}` },
+    ]);
+  }
+
+  const located: ConfigProblem[] = [];
+  const add = (p: PathProblem, atKey = false): void => {
+    const loc = locate(doc, lineCounter, p.path, atKey);
+    located.push({ path: formatPath(p.path), line: loc?.line, column: loc?.column, message: p.message });
+  };
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const path = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
+      if (issue.code === 'unrecognized_keys') {
+        const known = path.length === 0 ? CONFIG_KEYS : DOOR_KEYS;
+        for (const key of issue.keys) add({ path: [...path, key], message: unknownKeyMessage(key, known) }, true);
+      } else {
+        add({ path, message: issue.message });
+      }
+    }
+  }
+  if (isRecord(raw)) for (const p of crossChecks(raw['doors'])) add(p);
+
+  if (located.length > 0 || !result.success) throw new ConfigError(fileName, sortProblems(located));
+  return deepFreeze(toConfig(result.data));
+}
+
+function toDoor(d: RawDoor): Door {
+  return {
+    name: d.name,
+    sequence: d.sequence,
+    windowMs: d.window,
+    ...(d.gap !== undefined ? { gapMs: d.gap } : {}),
+    open: d.open,
+    durationMs: d.duration,
+    ...(d.start_command !== undefined ? { startCommand: d.start_command } : {}),
+    ...(d.stop_command !== undefined ? { stopCommand: d.stop_command } : {}),
+  };
+}
+
+function toConfig(c: RawConfig): KnockwatchConfig {
+  return {
+    interface: c.interface,
+    firewall: c.firewall,
+    capture: c.capture,
+    maxSources: c.max_sources,
+    doors: c.doors.map(toDoor),
+  };
+}
+
+function yamlMessage(code: string, message: string, text: string, pos: [number, number]): string {
+  if (code === 'DUPLICATE_KEY') {
+    // The error's range covers only the key's first character; take the key up to its colon.
+    const key = /^("[^"\n]*"|'[^'\n]*'|[^:\n]*?)\s*:/.exec(text.slice(pos[0]))?.[1] ?? text.slice(pos[0], pos[1]);
+    return `duplicate key '${key}'`;
+  }
+  return `YAML: ${message}`;
+}
+
+function unknownKeyMessage(key: string, known: readonly string[]): string {
+  const guess = closest(key, known);
+  const hint = guess !== undefined ? `did you mean '${guess}'?` : `known keys: ${known.join(', ')}`;
+  return `unknown key '${key}' (${hint})`;
+}
+
+/** A known key the unknown one is probably a typo or a camelCase spelling of. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
+  const exact = known.find((k) => norm(k) === norm(key));
+  if (exact !== undefined) return exact;
+  let best: string | undefined;
+  let bestDistance = 3; // more than two edits away is not a typo
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  // Stable sort: problems without a location keep their order, first.
+  return [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
