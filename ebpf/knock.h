@@ -1,0 +1,49 @@
+/* Layout shared by the eBPF program (knock.bpf.c) and its loader (loader.c).
+ * Kept free of kernel and libc headers so both sides can include it. */
+#ifndef KNOCKWATCH_KNOCK_H
+#define KNOCKWATCH_KNOCK_H
+
+/* Bytes copied from the start of the frame into each event. Enough for
+ * Ethernet + two VLAN tags + IPv6 + a few extension headers + TCP with options
+ * or UDP with a short payload; the wire length is reported separately. */
+#define KW_SNAPLEN 256
+
+/* Watched ports: a bitmap over (protocol, port), one bit per key
+ * (udp << 16 | port), stored as KW_WATCH_WORDS 64-bit array entries. */
+#define KW_WATCH_WORDS (2 * 65536 / 64)
+
+/* Default capacity of the LRU map of sources that knocked on a watched port. */
+#define KW_ACTIVE_DEFAULT 65536
+
+/* Per-CPU counter slots. */
+enum kw_counter {
+	KW_SEEN = 0,       /* packets that reached the program */
+	KW_CANDIDATES = 1, /* of those, TCP SYN (no ACK) or UDP over IPv4/IPv6 */
+	KW_EVENTS = 2,     /* events committed to the ring buffer */
+	KW_DROPS = 3,      /* events lost because the ring buffer was full */
+	KW_COUNTERS = 4,
+};
+
+/* Link layer of the captured bytes, as pcap LINKTYPE_* values. */
+#define KW_LINK_ETHERNET 1
+#define KW_LINK_RAW 101
+
+/* Source address key of the "active" map: family 4 or 6, address in the
+ * first 4 or all 16 bytes, the rest zero. No padding, so hashing is exact. */
+struct kw_source {
+	unsigned int family;
+	unsigned char addr[16];
+};
+
+/* One ring-buffer event: a packet that user space must see. */
+struct kw_event {
+	unsigned long long ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	unsigned int wire_len;
+	unsigned int ifindex;
+	unsigned short cap_len;
+	unsigned short link;
+	unsigned int reserved;
+	unsigned char data[KW_SNAPLEN];
+};
+
+#endif

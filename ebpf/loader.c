@@ -1,0 +1,654 @@
+// SPDX-License-Identifier: MIT
+/* knockwatch-ebpf: loads knock.bpf.c, attaches it to interfaces, and streams
+ * its events to stdout for the knockwatch daemon (src/capture/ebpf.ts).
+ *
+ *   knockwatch-ebpf --ifname IF [--ifname IF...] --port PORT/PROTO [...]
+ *                   [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]
+ *                   [--stats-ms MS] [--verbose]
+ *   knockwatch-ebpf --check [--hook tc|xdp]
+ *
+ * --check loads the program and exits: 0 when this kernel and these
+ * privileges can run it, 1 with the reason on stderr otherwise.
+ * --ifname any: every interface that is up, except loopback, at start time.
+ *
+ * stdout carries little-endian records, each [u32 body length][u16 type][u16 0]
+ * followed by the body:
+ *   1 FRAME    u64 realtime ns, u32 wire length, u32 ifindex, u16 link type,
+ *              u16 0, then the captured bytes
+ *   2 COUNTERS u64 seen, candidates, events, drops (cumulative, all CPUs)
+ *   3 READY    u32 count, then per interface u32 ifindex, u16 link type,
+ *              u16 name length, name bytes
+ * stderr carries one human line per message, prefixed "info: ", "warn: " or
+ * "error: ".
+ *
+ * It stops, detaching what it attached, on SIGINT, SIGTERM, SIGHUP, end of
+ * stdin (the daemon died) or a closed stdout. tc filters outlive a killed
+ * process, so a start first replaces any filter left at our fixed
+ * handle/priority; XDP links die with the process. */
+#define _GNU_SOURCE
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "knock.h"
+#include "knock.skel.h"
+
+#ifndef ARPHRD_RAWIP
+#define ARPHRD_RAWIP 519
+#endif
+
+/* Our tc filter's identity: "kw" in ASCII. Priority 1 so we see packets
+ * before other filters that might end classification. */
+#define KW_TC_HANDLE 0x6b77
+#define KW_TC_PRIORITY 1
+#define MAX_IFACES 64
+#define MAX_PORTS 4096
+
+enum { REC_FRAME = 1, REC_COUNTERS = 2, REC_READY = 3 };
+
+struct iface {
+	char name[IF_NAMESIZE];
+	int ifindex;
+	int link; /* KW_LINK_* */
+	int attached;
+	struct bpf_link *xdp;
+};
+
+static struct iface ifaces[MAX_IFACES];
+static int n_ifaces;
+static int verbose;
+/* Set around probes whose failure is expected (no filter there yet). */
+static int libbpf_quiet;
+static volatile sig_atomic_t stop_signal;
+
+static unsigned char outbuf[1 << 18];
+static size_t outlen;
+static int out_closed;
+static long long mono_to_real_ns;
+
+static void msg(const char *level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if ((level == LIBBPF_DEBUG || libbpf_quiet) && !verbose)
+		return 0;
+	/* libbpf lines (verifier log included) are detail for an error that follows. */
+	fputs(level == LIBBPF_WARN ? "warn: " : "info: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static long long now_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Writes the buffer out. stdout is non-blocking and waited on with ppoll, so a
+ * stalled reader never keeps a signal from stopping us. Returns -1 once we
+ * must stop (signal, stdout closed). */
+static int flush_out(void)
+{
+	size_t done = 0;
+	while (done < outlen) {
+		if (stop_signal || out_closed)
+			return -1;
+		ssize_t n = write(STDOUT_FILENO, outbuf + done, outlen - done);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+			sigset_t none;
+			sigemptyset(&none);
+			ppoll(&p, 1, NULL, &none);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		out_closed = 1; /* EPIPE: the daemon is gone */
+		return -1;
+	}
+	outlen = 0;
+	return 0;
+}
+
+static int put_header(unsigned int body_len, unsigned short type)
+{
+	if (outlen + 8 + body_len > sizeof(outbuf) && flush_out() < 0)
+		return -1;
+	unsigned int len_le = htole32(body_len);
+	unsigned short type_le = htole16(type), zero = 0;
+	memcpy(outbuf + outlen, &len_le, 4);
+	memcpy(outbuf + outlen + 4, &type_le, 2);
+	memcpy(outbuf + outlen + 6, &zero, 2);
+	outlen += 8;
+	return 0;
+}
+
+static void put_u64(unsigned long long v)
+{
+	v = htole64(v);
+	memcpy(outbuf + outlen, &v, 8);
+	outlen += 8;
+}
+
+static void put_u32(unsigned int v)
+{
+	v = htole32(v);
+	memcpy(outbuf + outlen, &v, 4);
+	outlen += 4;
+}
+
+static void put_u16(unsigned short v)
+{
+	v = htole16(v);
+	memcpy(outbuf + outlen, &v, 2);
+	outlen += 2;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	const struct kw_event *ev = data;
+	(void)ctx;
+	if (size < sizeof(*ev) || ev->cap_len > KW_SNAPLEN)
+		return 0; /* cannot happen: the program reserves fixed-size records */
+	if (put_header(20 + ev->cap_len, REC_FRAME) < 0)
+		return -EINTR; /* stops ring_buffer__consume */
+	put_u64((unsigned long long)((long long)ev->ktime_ns + mono_to_real_ns));
+	put_u32(ev->wire_len);
+	put_u32(ev->ifindex);
+	put_u16(ev->link);
+	put_u16(0);
+	memcpy(outbuf + outlen, ev->data, ev->cap_len);
+	outlen += ev->cap_len;
+	return 0;
+}
+
+static int put_counters(struct knock_bpf *skel)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	unsigned long long total[KW_COUNTERS] = { 0 };
+	if (ncpu <= 0)
+		return 0;
+	unsigned long long *per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu));
+	if (!per_cpu)
+		return 0;
+	for (unsigned int slot = 0; slot < KW_COUNTERS; slot++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &slot, per_cpu) == 0)
+			for (int c = 0; c < ncpu; c++)
+				total[slot] += per_cpu[c];
+	}
+	free(per_cpu);
+	if (put_header(8 * KW_COUNTERS, REC_COUNTERS) < 0)
+		return -1;
+	for (int i = 0; i < KW_COUNTERS; i++)
+		put_u64(total[i]);
+	return 0;
+}
+
+static int put_ready(void)
+{
+	unsigned int body = 4;
+	for (int i = 0; i < n_ifaces; i++)
+		body += 8 + (unsigned int)strlen(ifaces[i].name);
+	if (put_header(body, REC_READY) < 0)
+		return -1;
+	put_u32((unsigned int)n_ifaces);
+	for (int i = 0; i < n_ifaces; i++) {
+		unsigned short len = (unsigned short)strlen(ifaces[i].name);
+		put_u32((unsigned int)ifaces[i].ifindex);
+		put_u16((unsigned short)ifaces[i].link);
+		put_u16(len);
+		memcpy(outbuf + outlen, ifaces[i].name, len);
+		outlen += len;
+	}
+	return flush_out();
+}
+
+/* Link type of an interface, from its ARPHRD type; 0 when unsupported. */
+static int link_of(int sock, const char *name, int *arphrd)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, name, IF_NAMESIZE - 1);
+	if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
+		return -1;
+	*arphrd = ifr.ifr_hwaddr.sa_family;
+	switch (ifr.ifr_hwaddr.sa_family) {
+	case ARPHRD_ETHER:
+		return KW_LINK_ETHERNET;
+	case ARPHRD_NONE: /* tun, WireGuard */
+	case ARPHRD_RAWIP:
+		return KW_LINK_RAW;
+	default:
+		return 0;
+	}
+}
+
+static int add_iface(int sock, const char *name, int from_any)
+{
+	int arphrd = 0;
+	if (n_ifaces == MAX_IFACES) {
+		msg("error", "too many interfaces (at most %d)", MAX_IFACES);
+		return -1;
+	}
+	for (int i = 0; i < n_ifaces; i++)
+		if (strcmp(ifaces[i].name, name) == 0)
+			return 0;
+	struct iface *f = &ifaces[n_ifaces];
+	if (strlen(name) >= IF_NAMESIZE || (f->ifindex = (int)if_nametoindex(name)) == 0) {
+		msg("error", "interface '%s' does not exist in this network namespace", name);
+		return -1;
+	}
+	f->link = link_of(sock, name, &arphrd);
+	if (f->link <= 0) {
+		if (from_any) {
+			msg("warn", "skipping interface '%s': link type %d is not Ethernet or raw IP", name, arphrd);
+			return 0;
+		}
+		msg("error", "interface '%s' has link type %d: only Ethernet and raw IP (tun, WireGuard) are supported", name, arphrd);
+		return -1;
+	}
+	strcpy(f->name, name);
+	n_ifaces++;
+	return 0;
+}
+
+/* `any`: every interface that is up, except loopback, at start time. Uses
+ * if_nameindex + ioctl rather than /sys/class/net, which shows the host's
+ * interfaces when we run under nsenter --net. */
+static int add_any(int sock)
+{
+	struct if_nameindex *all = if_nameindex();
+	int rc = 0;
+	if (!all) {
+		msg("error", "cannot list interfaces: %s", strerror(errno));
+		return -1;
+	}
+	for (struct if_nameindex *i = all; i->if_index != 0 && rc == 0; i++) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		strncpy(ifr.ifr_name, i->if_name, IF_NAMESIZE - 1);
+		if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+			continue;
+		if (!(ifr.ifr_flags & IFF_UP) || (ifr.ifr_flags & IFF_LOOPBACK))
+			continue;
+		rc = add_iface(sock, i->if_name, 1);
+	}
+	if_freenameindex(all);
+	if (rc == 0 && n_ifaces == 0) {
+		msg("error", "--ifname any: no interface is up besides loopback");
+		return -1;
+	}
+	return rc;
+}
+
+static int parse_port(const char *arg, unsigned int *key)
+{
+	char *end;
+	errno = 0;
+	long port = strtol(arg, &end, 10);
+	if (errno || end == arg || port < 1 || port > 65535)
+		return -1;
+	if (strcmp(end, "/tcp") == 0)
+		*key = (unsigned int)port;
+	else if (strcmp(end, "/udp") == 0)
+		*key = (1u << 16) | (unsigned int)port;
+	else
+		return -1;
+	return 0;
+}
+
+static int enter_netns(const char *arg)
+{
+	char path[PATH_MAX];
+	if (strchr(arg, '/'))
+		snprintf(path, sizeof(path), "%s", arg);
+	else
+		snprintf(path, sizeof(path), "/run/netns/%s", arg);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		msg("error", "cannot enter network namespace %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void explain_load_error(int err)
+{
+	if (err == -EPERM)
+		msg("error", "permission denied loading the eBPF program: run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON");
+	else
+		msg("error", "the kernel rejected the eBPF program (%s); it needs Linux >= 5.8 (ring buffer) with CONFIG_BPF_SYSCALL%s",
+		    strerror(-err), verbose ? "" : "; rerun with --verbose for the verifier log");
+}
+
+static int attach_tc(struct iface *f, int prog_fd, unsigned int our_prog_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
+	int err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST) {
+		if (err == -EPERM)
+			msg("error", "permission denied creating the clsact qdisc on %s: needs root or CAP_NET_ADMIN", f->name);
+		else
+			msg("error", "cannot create the clsact qdisc on %s (%s): the kernel needs CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF",
+			    f->name, strerror(-err));
+		return -1;
+	}
+	LIBBPF_OPTS(bpf_tc_opts, query, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
+	libbpf_quiet = 1;
+	err = bpf_tc_query(&hook, &query);
+	libbpf_quiet = 0;
+	if (err == 0 && query.prog_id != our_prog_id)
+		msg("info", "replacing a knockwatch tc filter left on %s by an earlier run (prog id %u)", f->name, query.prog_id);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY, .prog_fd = prog_fd,
+		    .flags = BPF_TC_F_REPLACE);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		msg("error", "cannot attach the tc ingress filter on %s: %s", f->name, strerror(-err));
+		return -1;
+	}
+	f->attached = 1;
+	return 0;
+}
+
+static void detach_tc(struct iface *f, unsigned int our_prog_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, query, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
+	/* A newer run may have replaced our filter: leave its filter alone. The
+	 * clsact qdisc itself stays; other tools may share it. */
+	libbpf_quiet = 1;
+	int err = bpf_tc_query(&hook, &query);
+	libbpf_quiet = 0;
+	if (err != 0 || query.prog_id != our_prog_id)
+		return;
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
+	err = bpf_tc_detach(&hook, &opts);
+	if (err)
+		msg("warn", "cannot detach the tc filter from %s: %s", f->name, strerror(-err));
+}
+
+static void usage(void)
+{
+	fputs("usage: knockwatch-ebpf --ifname IF [--ifname IF...] --port PORT/tcp|udp [...]\n"
+	      "                       [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]\n"
+	      "                       [--stats-ms MS] [--verbose]\n"
+	      "       knockwatch-ebpf --check [--hook tc|xdp]\n",
+	      stderr);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "ifname", required_argument, 0, 'i' },   { "port", required_argument, 0, 'p' },
+		{ "hook", required_argument, 0, 'k' },     { "netns", required_argument, 0, 'n' },
+		{ "max-active", required_argument, 0, 'm' }, { "stats-ms", required_argument, 0, 's' },
+		{ "verbose", no_argument, 0, 'v' },        { "check", no_argument, 0, 'c' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *names[MAX_IFACES];
+	unsigned int ports[MAX_PORTS];
+	int n_names = 0, n_ports = 0, xdp = 0, check = 0;
+	long max_active = KW_ACTIVE_DEFAULT, stats_ms = 1000;
+	const char *netns = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'i':
+			if (n_names == MAX_IFACES) {
+				msg("error", "too many --ifname (at most %d)", MAX_IFACES);
+				return 2;
+			}
+			names[n_names++] = optarg;
+			break;
+		case 'p':
+			if (n_ports == MAX_PORTS || parse_port(optarg, &ports[n_ports]) < 0) {
+				msg("error", "bad --port '%s': expected PORT/tcp or PORT/udp with PORT 1-65535", optarg);
+				return 2;
+			}
+			n_ports++;
+			break;
+		case 'k':
+			if (strcmp(optarg, "tc") != 0 && strcmp(optarg, "xdp") != 0) {
+				msg("error", "bad --hook '%s': expected tc or xdp", optarg);
+				return 2;
+			}
+			xdp = strcmp(optarg, "xdp") == 0;
+			break;
+		case 'n':
+			netns = optarg;
+			break;
+		case 'm':
+			max_active = strtol(optarg, &end, 10);
+			if (*end || max_active < 1 || max_active > (1L << 24)) {
+				msg("error", "bad --max-active '%s': expected 1-16777216", optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			stats_ms = strtol(optarg, &end, 10);
+			if (*end || stats_ms < 10 || stats_ms > 3600000) {
+				msg("error", "bad --stats-ms '%s': expected 10-3600000", optarg);
+				return 2;
+			}
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'c':
+			check = 1;
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (optind != argc || (!check && (n_names == 0 || n_ports == 0))) {
+		usage();
+		return 2;
+	}
+
+	libbpf_set_print(libbpf_print);
+	if (netns && enter_netns(netns) < 0)
+		return 1;
+
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		msg("error", "cannot open a socket to query interfaces: %s", strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < n_names; i++) {
+		if ((strcmp(names[i], "any") == 0 ? add_any(sock) : add_iface(sock, names[i], 0)) < 0) {
+			close(sock);
+			return 1;
+		}
+	}
+	close(sock);
+
+	struct knock_bpf *skel = knock_bpf__open();
+	if (!skel) {
+		msg("error", "cannot open the embedded eBPF object: %s", strerror(errno));
+		return 1;
+	}
+	int want_l2 = check, want_raw = check;
+	for (int i = 0; i < n_ifaces; i++) {
+		want_l2 |= ifaces[i].link == KW_LINK_ETHERNET;
+		want_raw |= ifaces[i].link == KW_LINK_RAW;
+	}
+	/* Load only the programs this run attaches. */
+	bpf_program__set_autoload(skel->progs.knock_tc_eth, !xdp && want_l2);
+	bpf_program__set_autoload(skel->progs.knock_tc_raw, !xdp && want_raw);
+	bpf_program__set_autoload(skel->progs.knock_xdp_eth, xdp && want_l2);
+	bpf_program__set_autoload(skel->progs.knock_xdp_raw, xdp && want_raw);
+	bpf_map__set_max_entries(skel->maps.active, (unsigned int)max_active);
+
+	int err = knock_bpf__load(skel);
+	if (err) {
+		explain_load_error(err);
+		knock_bpf__destroy(skel);
+		return 1;
+	}
+	if (check) {
+		msg("info", "this kernel can run the %s program", xdp ? "xdp" : "tc");
+		knock_bpf__destroy(skel);
+		return 0;
+	}
+
+	/* Fill the watched-port bitmap. */
+	unsigned long long words[KW_WATCH_WORDS];
+	memset(words, 0, sizeof(words));
+	for (int i = 0; i < n_ports; i++)
+		words[ports[i] >> 6] |= 1ULL << (ports[i] & 63);
+	for (unsigned int w = 0; w < KW_WATCH_WORDS; w++) {
+		if (words[w] && bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &w, &words[w], BPF_ANY) < 0) {
+			msg("error", "cannot fill the watched-ports map: %s", strerror(errno));
+			knock_bpf__destroy(skel);
+			return 1;
+		}
+	}
+
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
+	if (!rb) {
+		msg("error", "cannot open the ring buffer: %s", strerror(errno));
+		knock_bpf__destroy(skel);
+		return 1;
+	}
+
+	/* Signals are blocked except inside ppoll, so none is lost between
+	 * checking stop_signal and waiting. */
+	sigset_t block, orig;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fcntl(STDOUT_FILENO, F_SETFL, fcntl(STDOUT_FILENO, F_GETFL) | O_NONBLOCK);
+
+	int rc = 0;
+	for (int i = 0; i < n_ifaces && rc == 0; i++) {
+		struct iface *f = &ifaces[i];
+		struct bpf_program *prog = xdp ? (f->link == KW_LINK_ETHERNET ? skel->progs.knock_xdp_eth : skel->progs.knock_xdp_raw)
+					       : (f->link == KW_LINK_ETHERNET ? skel->progs.knock_tc_eth : skel->progs.knock_tc_raw);
+		if (xdp) {
+			f->xdp = bpf_program__attach_xdp(prog, f->ifindex);
+			if (!f->xdp) {
+				msg("error", "cannot attach XDP on %s: %s (another XDP program attached?)", f->name, strerror(errno));
+				rc = 1;
+			}
+		} else {
+			struct bpf_prog_info info;
+			unsigned int len = sizeof(info);
+			memset(&info, 0, sizeof(info));
+			bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len);
+			rc = attach_tc(f, bpf_program__fd(prog), info.id) < 0;
+		}
+	}
+	mono_to_real_ns = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
+	if (rc == 0 && put_ready() < 0)
+		rc = 1;
+	if (rc == 0)
+		msg("info", "attached %s on %d interface(s), watching %d port(s)", xdp ? "xdp" : "tc ingress", n_ifaces, n_ports);
+
+	long long next_stats = now_ns(CLOCK_MONOTONIC) + stats_ms * 1000000LL;
+	struct pollfd fds[2] = {
+		{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
+		{ .fd = STDIN_FILENO, .events = POLLIN },
+	};
+	while (rc == 0 && !stop_signal && !out_closed) {
+		long long wait = next_stats - now_ns(CLOCK_MONOTONIC);
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 0 };
+		if (wait > 0) {
+			ts.tv_sec = wait / 1000000000LL;
+			ts.tv_nsec = wait % 1000000000LL;
+		}
+		int n = ppoll(fds, 2, &ts, &orig);
+		if (n < 0 && errno != EINTR) {
+			msg("error", "poll: %s", strerror(errno));
+			rc = 1;
+			break;
+		}
+		if (n > 0 && fds[1].revents) {
+			char sink[256];
+			ssize_t r = read(STDIN_FILENO, sink, sizeof(sink));
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+				break; /* the daemon closed our stdin or died */
+		}
+		/* NTP may step the wall clock: refresh the offset for each batch. */
+		mono_to_real_ns = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
+		if (n > 0 && fds[0].revents)
+			ring_buffer__consume(rb);
+		if (now_ns(CLOCK_MONOTONIC) >= next_stats) {
+			next_stats += stats_ms * 1000000LL;
+			put_counters(skel);
+		}
+		flush_out();
+	}
+
+	for (int i = 0; i < n_ifaces; i++) {
+		struct iface *f = &ifaces[i];
+		if (f->xdp) {
+			bpf_link__destroy(f->xdp);
+		} else if (f->attached) {
+			struct bpf_prog_info info;
+			unsigned int len = sizeof(info);
+			memset(&info, 0, sizeof(info));
+			bpf_obj_get_info_by_fd(bpf_program__fd(f->link == KW_LINK_ETHERNET ? skel->progs.knock_tc_eth : skel->progs.knock_tc_raw),
+					       &info, &len);
+			detach_tc(f, info.id);
+		}
+	}
+	/* Deliver what was already queued and the final counters, unless stdout is gone. */
+	if (!out_closed) {
+		stop_signal = 0;
+		ring_buffer__consume(rb);
+		put_counters(skel);
+		flush_out();
+	}
+	ring_buffer__free(rb);
+	knock_bpf__destroy(skel);
+	return rc;
+}

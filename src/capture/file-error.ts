@@ -1,0 +1,22 @@
+// The one error type of capture-file reading: it names the file and the byte
+// offset where the problem was found, so a broken capture can be inspected
+// with a hex dump at exactly that place.
+
+export class CaptureFileError extends Error {
+  /** The file as named by the caller ('<stdin>' for standard input). */
+  readonly file: string;
+  /** Byte offset in the file of the header, record or block at fault. */
+  readonly offset: number;
+
+  constructor(file: string, offset: number, problem: string, options?: { cause?: unknown }) {
+    super(`${file}: byte ${offset}: ${problem}`, options);
+    this.name = 'CaptureFileError';
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** Largest captured packet accepted (libpcap's MAXIMUM_SNAPLEN). */
+export const MAX_PACKET_BYTES = 262_144;
+/** Largest pcapng block accepted: bounds what a corrupt length can make us allocate. */
+export const MAX_BLOCK_BYTES = 16 * 1024 * 1024;

@@ -1,0 +1,126 @@
+// The live capture as knockwatch runs it: follows the interface
+// (interfaces.ts) and keeps one capture (live.ts) open with a filter built
+// from the interface's current addresses.
+//  - address added or removed: the filter is rebuilt and the capture reopened
+//    (a new capture process, a new Cap);
+//  - link down: the capture is stopped; link up again: it reopens;
+//  - interface deleted and created again (new ifindex): it reopens;
+//  - a capture that fails or dies is retried with exponential backoff, except
+//    for errors retrying cannot fix (permission, filter, missing addon),
+//    which error the Observable. It never completes.
+// While the capture is being reopened (a new process, ~0.1 s) packets are not
+// seen; reopening happens only on the changes above.
+import { defer, distinctUntilChanged, map, NEVER, Observable, retry, switchMap, throwError, timer } from 'rxjs';
+import type { Door, Frame, Protocol } from '../types.js';
+import { buildCaptureFilter, captureProtocols } from './filter.js';
+import { watchInterfaces, type InterfaceState, type LiveLogger } from './interfaces.js';
+import { isFatalCaptureError, LiveCaptureError, openLiveCapture, type LiveCaptureOptions } from './live.js';
+
+export type { LiveLogger } from './interfaces.js';
+
+export interface LiveFramesOptions {
+  /** Interface name, or `any`. */
+  readonly interface: string;
+  readonly doors: readonly Door[];
+  /** Protocols to capture; default: those of the doors' sequences. */
+  readonly protocols?: readonly Protocol[];
+  readonly snaplen?: number;
+  readonly bufferSize?: number;
+  readonly logger?: LiveLogger;
+  /** Interface poll period, ms (default 1000). */
+  readonly pollMs?: number;
+  /** First retry delay after a failed capture, ms (default 500); doubles up to maxRetryDelayMs. */
+  readonly retryDelayMs?: number;
+  /** Longest retry delay, ms (default 30000). */
+  readonly maxRetryDelayMs?: number;
+  /** Interface states to follow; default watchInterfaces(interface). For tests. */
+  readonly states?: Observable<InterfaceState>;
+  /** Opens one capture; default openLiveCapture. For tests. */
+  readonly open?: (options: LiveCaptureOptions) => Observable<Frame>;
+}
+
+interface Plan {
+  readonly state: InterfaceState;
+  /** Set when a capture should run. */
+  readonly filter?: string;
+  /** Why no capture runs. */
+  readonly idle?: string;
+}
+
+function planKey(p: Plan): string {
+  return `${p.state.up}|${p.state.ifindex ?? ''}|${p.filter ?? p.idle}`;
+}
+
+/** Why this (re)open happens, for the log. */
+function reopenReason(previous: Plan | undefined, next: Plan): string {
+  if (!previous) return 'start';
+  if (!previous.filter) return previous.state.up ? 'addresses appeared' : 'link up';
+  if (previous.state.ifindex !== next.state.ifindex) return 'interface re-created';
+  return 'addresses changed';
+}
+
+/** Frames captured live on `options.interface`, surviving address changes and link down/up. */
+export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
+  const name = options.interface;
+  const log = options.logger;
+  const open = options.open ?? openLiveCapture;
+  const initialDelay = options.retryDelayMs ?? 500;
+  const maxDelay = options.maxRetryDelayMs ?? 30_000;
+
+  return defer(() => {
+    // Fail now on doors with nothing to capture, not when the interface first comes up.
+    const protocols = captureProtocols(options.doors, options.protocols);
+    const states = options.states ?? watchInterfaces(name, { pollMs: options.pollMs, logger: log });
+
+    const toPlan = (state: InterfaceState): Plan => {
+      if (!state.up) return { state, idle: state.addresses.length === 0 && state.ifindex === undefined ? 'interface not found' : 'link down' };
+      if (state.addresses.length === 0) return { state, idle: 'no addresses on the interface' };
+      return { state, filter: buildCaptureFilter(options.doors, { localAddresses: state.addresses, protocols }) };
+    };
+
+    let previous: Plan | undefined;
+    const capture = (plan: Plan, filter: string): Observable<Frame> => {
+      const reason = reopenReason(previous, plan);
+      let attempt = 0;
+      return defer(() => {
+        attempt += 1;
+        log?.info(
+          { interface: name, reason: attempt === 1 ? reason : 'retry', attempt, addresses: plan.state.addresses, filter },
+          attempt === 1 && reason === 'start' ? 'opening live capture' : 'reopening live capture',
+        );
+        return open({
+          interface: name,
+          filter,
+          snaplen: options.snaplen,
+          bufferSize: options.bufferSize,
+          onOpened: ({ linkType, pid }) => log?.info({ interface: name, linkType, pid }, 'live capture open'),
+        });
+      }).pipe(
+        retry({
+          resetOnSuccess: true,
+          delay: (err: unknown, count: number) => {
+            if (!(err instanceof LiveCaptureError) || isFatalCaptureError(err)) return throwError(() => err);
+            const ms = Math.min(initialDelay * 2 ** (count - 1), maxDelay);
+            log?.warn({ interface: name, kind: err.kind, err: err.message, retryInMs: ms }, 'live capture failed; retrying');
+            return timer(ms);
+          },
+        }),
+      );
+    };
+
+    return states.pipe(
+      map(toPlan),
+      distinctUntilChanged((a, b) => planKey(a) === planKey(b)),
+      switchMap((plan) => {
+        const frames = plan.filter === undefined ? idle(plan) : capture(plan, plan.filter);
+        previous = plan;
+        return frames;
+      }),
+    );
+  });
+
+  function idle(plan: Plan): Observable<Frame> {
+    log?.warn({ interface: name, up: plan.state.up, addresses: plan.state.addresses }, `live capture paused: ${plan.idle}`);
+    return NEVER;
+  }
+}

@@ -1,0 +1,201 @@
+// The byte stream from the capture process (live-child.ts) to knockwatch.
+// Every record has a fixed 20-byte little-endian header, then a body:
+//
+//   offset  size  field
+//   0       1     kind: 1 opened, 2 frame, 3 error
+//   1       3     zero
+//   4       4     opened: link type | frame: captured length | error: body length
+//   8       4     frame: length on the wire (0 otherwise)
+//   12      8     frame: time, ms since the Unix epoch, float64 (0 otherwise)
+//   20      ...   frame: captured bytes | error: UTF-8 JSON {kind, message}
+//
+// Both ends are here so they cannot drift apart.
+
+export const RecordKind = { OPENED: 1, FRAME: 2, ERROR: 3 } as const;
+export const RECORD_HEADER_BYTES = 20;
+/** Largest body accepted: cap copies at most 65535 bytes; anything larger is corruption. */
+export const MAX_RECORD_BODY_BYTES = 262_144;
+
+/** Why a live capture failed; decides whether knockwatch retries. */
+export type LiveCaptureErrorKind =
+  | 'permission' // not root / no CAP_NET_RAW: fatal
+  | 'filter' // libpcap rejected the filter: a bug, fatal
+  | 'addon' // the cap native addon or libpcap could not be loaded: fatal
+  | 'no-device' // the interface does not exist (yet): retried
+  | 'not-up' // the interface is down: retried
+  | 'died' // the capture process ended on its own (e.g. interface went down): retried
+  | 'other'; // anything else libpcap said: retried
+
+export interface CaptureErrorInfo {
+  readonly kind: LiveCaptureErrorKind;
+  readonly message: string;
+}
+
+export type ChildRecord =
+  | { readonly kind: 'opened'; readonly linkType: number }
+  | { readonly kind: 'frame'; readonly time: number; readonly data: Uint8Array; readonly origLength: number }
+  | { readonly kind: 'error'; readonly error: CaptureErrorInfo };
+
+const ERROR_KINDS: readonly LiveCaptureErrorKind[] = ['permission', 'filter', 'addon', 'no-device', 'not-up', 'died', 'other'];
+
+/** Sorts a libpcap/cap open() error message into a kind. */
+export function classifyOpenError(message: string): LiveCaptureErrorKind {
+  if (/permission|not permitted|EPERM|EACCES/i.test(message)) return 'permission';
+  if (/filter expression|parse filter|syntax error|illegal token|unknown (host|proto|ip)|bpf/i.test(message)) return 'filter';
+  if (/no such device|doesn't exist|SIOCGIFINDEX/i.test(message)) return 'no-device';
+  if (/not up|went down|ENETDOWN/i.test(message)) return 'not-up';
+  return 'other';
+}
+
+// ------------------------------------------------------------------ writer
+
+export interface RecordWriter {
+  opened(linkType: number): void;
+  /** Copies `length` bytes of `source` (cap's reused buffer) into the batch. */
+  frame(time: number, source: Uint8Array, length: number, origLength: number): void;
+  error(info: CaptureErrorInfo): void;
+  /** Bytes waiting in the batch. */
+  readonly pending: number;
+  /** Hands the batch to `write` (which must consume it synchronously). */
+  flush(): void;
+}
+
+/**
+ * Batches records into one buffer so a burst of packets costs one write.
+ * `write` must finish with the bytes before returning: the batch is reused.
+ */
+export function createRecordWriter(write: (bytes: Uint8Array) => void, capacity = 256 * 1024): RecordWriter {
+  if (capacity < RECORD_HEADER_BYTES + MAX_RECORD_BODY_BYTES) capacity = RECORD_HEADER_BYTES + MAX_RECORD_BODY_BYTES;
+  const batch = Buffer.alloc(capacity);
+  let used = 0;
+
+  const flush = (): void => {
+    if (used === 0) return;
+    write(batch.subarray(0, used));
+    used = 0;
+  };
+  const header = (kind: number, a: number, b: number, time: number, bodyLength: number): number => {
+    if (bodyLength > MAX_RECORD_BODY_BYTES) throw new RangeError(`record body of ${bodyLength} bytes exceeds ${MAX_RECORD_BODY_BYTES}`);
+    if (used + RECORD_HEADER_BYTES + bodyLength > capacity) flush();
+    const at = used;
+    batch.writeUInt32LE(kind, at); // kind byte plus three zero bytes
+    batch.writeUInt32LE(a, at + 4);
+    batch.writeUInt32LE(b, at + 8);
+    batch.writeDoubleLE(time, at + 12);
+    used += RECORD_HEADER_BYTES + bodyLength;
+    return at + RECORD_HEADER_BYTES;
+  };
+
+  return {
+    opened(linkType) {
+      header(RecordKind.OPENED, linkType, 0, 0, 0);
+    },
+    frame(time, source, length, origLength) {
+      const n = Math.min(length, source.length);
+      const body = header(RecordKind.FRAME, n, origLength, time, n);
+      batch.set(source.subarray(0, n), body);
+    },
+    error(info) {
+      const json = Buffer.from(JSON.stringify({ kind: info.kind, message: info.message }), 'utf8');
+      const body = header(RecordKind.ERROR, json.length, 0, 0, json.length);
+      json.copy(batch, body);
+    },
+    get pending() {
+      return used;
+    },
+    flush,
+  };
+}
+
+// ------------------------------------------------------------------ reader
+
+export class CaptureStreamError extends Error {
+  constructor(
+    message: string,
+    /** Byte offset in the stream of the record at fault. */
+    readonly offset: number,
+  ) {
+    super(message);
+    this.name = 'CaptureStreamError';
+  }
+}
+
+export interface RecordReader {
+  /** Feeds bytes as they arrive; calls `emit` for each complete record. Throws CaptureStreamError on corruption. */
+  push(chunk: Uint8Array, emit: (record: ChildRecord) => void): void;
+  /** Bytes of an incomplete record held back. */
+  readonly buffered: number;
+}
+
+/** Parses the capture process's stream, whatever way it is split into chunks. */
+export function createRecordReader(): RecordReader {
+  let carry: Uint8Array = new Uint8Array(0);
+  let consumed = 0; // stream offset of carry[0]
+
+  const parse = (buf: Uint8Array, emit: (record: ChildRecord) => void): number => {
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let p = 0;
+    while (buf.length - p >= RECORD_HEADER_BYTES) {
+      const offset = consumed + p;
+      const kind = buf[p];
+      if (buf[p + 1] !== 0 || buf[p + 2] !== 0 || buf[p + 3] !== 0) {
+        throw new CaptureStreamError(`capture stream: reserved header bytes not zero at byte offset ${offset}`, offset);
+      }
+      const a = view.getUint32(p + 4, true);
+      const b = view.getUint32(p + 8, true);
+      const time = view.getFloat64(p + 12, true);
+      let bodyLength: number;
+      if (kind === RecordKind.OPENED) bodyLength = 0;
+      else if (kind === RecordKind.FRAME || kind === RecordKind.ERROR) bodyLength = a;
+      else throw new CaptureStreamError(`capture stream: unknown record kind ${kind} at byte offset ${offset}`, offset);
+      if (bodyLength > MAX_RECORD_BODY_BYTES) {
+        throw new CaptureStreamError(`capture stream: record body length ${bodyLength} exceeds ${MAX_RECORD_BODY_BYTES} at byte offset ${offset}`, offset);
+      }
+      if (buf.length - p < RECORD_HEADER_BYTES + bodyLength) break;
+      const body = p + RECORD_HEADER_BYTES;
+      if (kind === RecordKind.OPENED) {
+        emit({ kind: 'opened', linkType: a });
+      } else if (kind === RecordKind.FRAME) {
+        if (!Number.isFinite(time)) throw new CaptureStreamError(`capture stream: frame time is not finite at byte offset ${offset}`, offset);
+        if (b < a) throw new CaptureStreamError(`capture stream: wire length ${b} below captured length ${a} at byte offset ${offset}`, offset);
+        // slice(): the frame owns its bytes; the chunk is not kept alive by it.
+        emit({ kind: 'frame', time, data: buf.slice(body, body + a), origLength: b });
+      } else {
+        emit({ kind: 'error', error: parseErrorBody(buf.subarray(body, body + a), offset) });
+      }
+      p = body + bodyLength;
+    }
+    return p;
+  };
+
+  return {
+    push(chunk, emit) {
+      let buf = chunk;
+      if (carry.length > 0) {
+        buf = new Uint8Array(carry.length + chunk.length);
+        buf.set(carry, 0);
+        buf.set(chunk, carry.length);
+      }
+      const used = parse(buf, emit);
+      consumed += used;
+      carry = used === buf.length ? new Uint8Array(0) : buf.slice(used);
+    },
+    get buffered() {
+      return carry.length;
+    },
+  };
+}
+
+function parseErrorBody(bytes: Uint8Array, offset: number): CaptureErrorInfo {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw new CaptureStreamError(`capture stream: error record is not JSON at byte offset ${offset}`, offset);
+  }
+  const v = value as { kind?: unknown; message?: unknown } | null;
+  if (!v || typeof v.message !== 'string' || !ERROR_KINDS.includes(v.kind as LiveCaptureErrorKind)) {
+    throw new CaptureStreamError(`capture stream: malformed error record at byte offset ${offset}`, offset);
+  }
+  return { kind: v.kind as LiveCaptureErrorKind, message: v.message };
+}

@@ -1,0 +1,104 @@
+// `knockwatch replay FILE|- [--config F] [--json] [--verbose]`
+// Runs a capture file through exactly the decode and detect stages the live
+// daemon uses, with no firewall. Decisions go to stdout, a summary to stderr.
+import { parseArgs } from 'node:util';
+import { readCaptureFile, type CaptureFileStats } from '../capture/file.js';
+import { decodeFrames } from '../decode/operator.js';
+import { createDecodeStats } from '../decode/decode.js';
+import { detectKnocks } from '../detect/operator.js';
+import { loadConfig } from '../config/index.js';
+import type { Decision } from '../types.js';
+import { decisionToJSON, decisionToText } from './format.js';
+import { progressBar, stdoutLines } from './output.js';
+
+const USAGE = `usage: knockwatch replay FILE|- [--config FILE] [--json] [--verbose] [--quiet]
+
+Replays a capture file (pcap, nanosecond pcap or pcapng; '-' reads stdin)
+through decoding and detection. No firewall is touched.
+
+  -c, --config FILE   knockwatch config (default: the built-in ssh door)
+      --json          one JSON object per line
+  -v, --verbose       also print knock, progress and reset decisions
+  -q, --quiet         no summary on stderr
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        json: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', short: 'v', default: false },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`knockwatch replay: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.positionals.length !== 1) {
+    process.stderr.write(`knockwatch replay: expected exactly one capture file (or '-'), got ${args.positionals.length}\n\n${USAGE}`);
+    return 2;
+  }
+  const file = args.positionals[0];
+
+  let config;
+  try {
+    config = await loadConfig(args.values.config);
+  } catch (err) {
+    process.stderr.write(`knockwatch replay: ${(err as Error).message}\n`);
+    return 2;
+  }
+
+  const out = stdoutLines();
+  const bar = progressBar();
+  const verbose = args.values.verbose;
+  const render = args.values.json ? (d: Decision) => JSON.stringify(decisionToJSON(d)) : decisionToText;
+  const fileStats: CaptureFileStats = { frames: 0, bytes: 0 };
+  const decodeStats = createDecodeStats();
+  let opens = 0;
+  const started = performance.now();
+
+  const failure = await new Promise<Error | undefined>((resolve) => {
+    readCaptureFile(file, { stats: fileStats, onProgress: (done, total) => bar.update(done, total) })
+      .pipe(decodeFrames(decodeStats), detectKnocks(config.doors, { maxSources: config.maxSources }))
+      .subscribe({
+        next(d) {
+          if (d.type === 'open') opens++;
+          if (verbose || d.type === 'open' || d.type === 'close') out.line(render(d));
+        },
+        error: (err: Error) => resolve(err),
+        complete: () => resolve(undefined),
+      });
+  });
+  out.flush();
+  bar.clear();
+
+  const elapsed = (performance.now() - started) / 1000;
+  if (!args.values.quiet) {
+    const rate = elapsed > 0 ? decodeStats.frames / elapsed : 0;
+    process.stderr.write(
+      `packets ${decodeStats.frames}, knocks ${decodeStats.knocks}, malformed ${decodeStats.malformed}, ` +
+        `opens ${opens}, elapsed ${elapsed.toFixed(3)} s, ${formatRate(rate)} packets/s\n`,
+    );
+  }
+  if (failure) {
+    process.stderr.write(`knockwatch replay: ${failure.message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+function formatRate(rate: number): string {
+  if (rate >= 1e6) return `${(rate / 1e6).toFixed(2)} M`;
+  if (rate >= 1e3) return `${(rate / 1e3).toFixed(1)} k`;
+  return rate.toFixed(0);
+}

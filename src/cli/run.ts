@@ -1,0 +1,161 @@
+// `knockwatch run [--config F] [--interface IF] [--firewall nftables|iptables|none]
+//                 [--capture pcap|ebpf] [--ebpf-hook tc|xdp] [--log-level L] [--log-format json|pretty]`
+// The daemon: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads the config.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/index.js';
+import { startDaemon } from '../daemon.js';
+import { createLogger, isLogLevel, type Logger } from '../log.js';
+import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
+
+const USAGE = `usage: knockwatch run [options]
+
+Watches an interface for knocks and opens doors for sources that knock.
+
+  -c, --config FILE        knockwatch config (default: the built-in ssh door)
+  -i, --interface IF       capture interface, or 'any' (overrides the config)
+  -f, --firewall KIND      nftables | iptables | none (overrides the config)
+      --capture KIND       pcap | ebpf (overrides the config)
+      --ebpf-hook HOOK     tc | xdp (with --capture ebpf; default tc)
+      --netns NAME         run firewall commands in this network namespace
+  -l, --log-level LEVEL    trace | debug | info | warn | error (default info)
+      --log-format FMT     json | pretty (default: pretty on a terminal)
+
+Signals: SIGINT/SIGTERM stop cleanly (our rules are removed); SIGHUP reloads the
+config file (open accesses stay until their deadline; a bad file is refused and
+the running config stays).
+`;
+
+const FIREWALLS: readonly FirewallKind[] = ['nftables', 'iptables', 'none'];
+const CAPTURES: readonly CaptureKind[] = ['pcap', 'ebpf'];
+
+function pick<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new Error(`--${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+  return value as T;
+}
+
+interface Overrides {
+  interface?: string;
+  firewall?: FirewallKind;
+  capture?: CaptureKind;
+}
+
+function applyOverrides(config: KnockwatchConfig, o: Overrides): KnockwatchConfig {
+  return {
+    ...config,
+    ...(o.interface !== undefined ? { interface: o.interface } : {}),
+    ...(o.firewall !== undefined ? { firewall: o.firewall } : {}),
+    ...(o.capture !== undefined ? { capture: o.capture } : {}),
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  let overrides: Overrides;
+  let logger: Logger;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        interface: { type: 'string', short: 'i' },
+        firewall: { type: 'string', short: 'f' },
+        capture: { type: 'string' },
+        'ebpf-hook': { type: 'string' },
+        netns: { type: 'string' },
+        'log-level': { type: 'string', short: 'l', default: 'info' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const level = values['log-level'];
+    if (!isLogLevel(level)) throw new Error(`--log-level must be one of trace, debug, info, warn, error, fatal, silent; got '${level}'`);
+    const format = pick('log-format', values['log-format'], ['json', 'pretty'] as const);
+    if (values.interface !== undefined && !/^[^\s/:]{1,15}$/.test(values.interface)) {
+      throw new Error(`--interface: '${values.interface}' is not a valid interface name`);
+    }
+    overrides = {
+      ...(values.interface !== undefined ? { interface: values.interface } : {}),
+      ...(values.firewall !== undefined ? { firewall: pick('firewall', values.firewall, FIREWALLS) } : {}),
+      ...(values.capture !== undefined ? { capture: pick('capture', values.capture, CAPTURES) } : {}),
+    };
+    pick('ebpf-hook', values['ebpf-hook'], ['tc', 'xdp'] as const);
+    logger = createLogger({ level, ...(format !== undefined ? { pretty: format === 'pretty' } : {}) });
+  } catch (err) {
+    process.stderr.write(`knockwatch run: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  const configPath = values.config;
+  let config: KnockwatchConfig;
+  try {
+    config = applyOverrides(await loadConfig(configPath), overrides);
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'configuration refused');
+    return 2;
+  }
+  if (config.firewall !== 'none' && typeof process.getuid === 'function' && process.getuid() !== 0) {
+    logger.warn('not running as root: capture and firewall changes need CAP_NET_RAW and CAP_NET_ADMIN');
+  }
+
+  let daemon;
+  try {
+    daemon = await startDaemon(config, {
+      logger,
+      ...(values.netns !== undefined ? { netns: values.netns } : {}),
+      ...(values['ebpf-hook'] !== undefined ? { ebpfHook: values['ebpf-hook'] as 'tc' | 'xdp' } : {}),
+    });
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message, stderr: (err as { stderr?: string }).stderr }, 'start-up failed');
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let exiting = false;
+    const exit = async (code: number, why: string): Promise<void> => {
+      if (exiting) return;
+      exiting = true;
+      logger.info({ why }, 'shutting down');
+      try {
+        await daemon.stop();
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'clean shutdown failed; kernel timeouts still end every access');
+        code = code || 1;
+      }
+      process.off('SIGHUP', onHup);
+      resolve(code);
+    };
+    let reloading = Promise.resolve();
+    const onHup = (): void => {
+      reloading = reloading.then(async () => {
+        logger.info({ config: configPath ?? '(built-in defaults)' }, 'SIGHUP: reloading configuration');
+        let next: KnockwatchConfig;
+        try {
+          next = applyOverrides(await loadConfig(configPath), overrides);
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'reload refused: the running configuration stays');
+          return;
+        }
+        if (next.firewall !== config.firewall || next.capture !== config.capture) {
+          logger.error('reload refused: changing firewall or capture needs a restart');
+          return;
+        }
+        try {
+          await daemon.reload(next);
+          config = next;
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'reload failed');
+          void exit(1, 'reload failed');
+        }
+      });
+    };
+    process.once('SIGINT', () => void exit(0, 'SIGINT'));
+    process.once('SIGTERM', () => void exit(0, 'SIGTERM'));
+    process.on('SIGHUP', onHup);
+    void daemon.failed.then((err) => exit(1, `capture failed: ${err.message}`));
+  });
+}

@@ -1,0 +1,295 @@
+// Frame -> KnockEvent. A knock is a TCP segment with SYN set and ACK clear, or
+// any UDP datagram, carried in IPv4 or IPv6 over one of the link types in
+// link-types.ts. Everything else is counted as ignored (valid but no knock) or
+// malformed (a length or field that contradicts the bytes), each with a short
+// reason key.
+//
+// This runs once per captured packet, including every packet of a flood, so:
+// - it never throws: every read is preceded by a bounds check instead of a
+//   try/catch, and bad input only bumps a counter;
+// - it allocates nothing for packets that are not knocks, and for knocks only
+//   the event, its two address strings and (non-empty) payload view;
+// - time comes from the frame, never from the clock.
+import type { Frame, KnockEvent } from '../types.js';
+import { formatIPv4, formatIPv6 } from './address.js';
+import { PACKET_OUTGOING } from './link-types.js';
+
+export interface DecodeStats {
+  /** Frames offered to the decoder. */
+  frames: number;
+  /** Frames that produced a KnockEvent. */
+  knocks: number;
+  /** Well-formed frames that are not knocks (ACKs, ICMP, ARP, later fragments, unknown link types...). */
+  ignored: number;
+  /** Frames whose bytes contradict their own headers (truncated, bad lengths, bad versions...). */
+  malformed: number;
+  /** Malformed count per reason key, e.g. 'ipv4-truncated', 'ipv6-ext-loop'. */
+  malformedReasons: Record<string, number>;
+  /** Ignored count per reason key, e.g. 'tcp-not-syn', 'fragment', 'link-type'. */
+  ignoredReasons: Record<string, number>;
+}
+
+export function createDecodeStats(): DecodeStats {
+  return { frames: 0, knocks: 0, ignored: 0, malformed: 0, malformedReasons: {}, ignoredReasons: {} };
+}
+
+/** QinQ uses two tags; anything deeper than this is not a real network. */
+const MAX_VLAN_TAGS = 4;
+/** Extension headers walked before giving up (a legal packet has at most ~6). */
+const MAX_IPV6_EXTENSIONS = 8;
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+const TCP = 6;
+const UDP = 17;
+const TCP_SYN = 0x02;
+const TCP_ACK = 0x10;
+
+/** Shared by every knock without payload (the usual SYN), so they allocate no view. */
+const EMPTY = new Uint8Array(0);
+
+function malformed(stats: DecodeStats, reason: string): undefined {
+  stats.malformed++;
+  stats.malformedReasons[reason] = (stats.malformedReasons[reason] ?? 0) + 1;
+  return undefined;
+}
+
+function ignored(stats: DecodeStats, reason: string): undefined {
+  stats.ignored++;
+  stats.ignoredReasons[reason] = (stats.ignoredReasons[reason] ?? 0) + 1;
+  return undefined;
+}
+
+/** Decode one frame. Returns the knock it carries, or undefined (and counts why). */
+export function decodeFrame(frame: Frame, stats: DecodeStats): KnockEvent | undefined {
+  stats.frames++;
+  const d = frame.data;
+  const len = d.length;
+  switch (frame.linkType) {
+    case 1: // Ethernet: dst(6) src(6) type(2)
+      if (len < 14) return malformed(stats, 'ethernet-truncated');
+      return etherType(frame, (d[12] << 8) | d[13], 14, stats);
+    case 113: // Linux SLL: packet type(2) arphrd(2) addr len(2) addr(8) protocol(2)
+      if (len < 16) return malformed(stats, 'sll-truncated');
+      if (((d[0] << 8) | d[1]) === PACKET_OUTGOING) return ignored(stats, 'outgoing');
+      return etherType(frame, (d[14] << 8) | d[15], 16, stats);
+    case 276: // Linux SLL2: protocol(2) reserved(2) ifindex(4) arphrd(2) packet type(1) addr len(1) addr(8)
+      if (len < 20) return malformed(stats, 'sll2-truncated');
+      if (d[10] === PACKET_OUTGOING) return ignored(stats, 'outgoing');
+      return etherType(frame, (d[0] << 8) | d[1], 20, stats);
+    case 101:
+    case 12:
+    case 14:
+      if (len < 1) return malformed(stats, 'raw-truncated');
+      return ipByVersion(frame, 0, stats);
+    case 228:
+      return ipv4(frame, 0, stats);
+    case 229:
+      return ipv6(frame, 0, stats);
+    case 0: // BSD NULL: address family in the capturing host's byte order; try both.
+      if (len < 4) return malformed(stats, 'null-truncated');
+      return afPayload(frame, familyOf(d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) || familyOf((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]), stats);
+    case 108: // OpenBSD LOOP: address family in network byte order.
+      if (len < 4) return malformed(stats, 'loop-truncated');
+      return afPayload(frame, familyOf((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]), stats);
+    default:
+      return ignored(stats, 'link-type');
+  }
+}
+
+/** IP version named by a NULL/LOOP address family value, or 0 for anything else. */
+function familyOf(af: number): 0 | 4 | 6 {
+  if (af === 2) return 4; // AF_INET everywhere
+  if (af === 24 || af === 28 || af === 30) return 6; // AF_INET6: NetBSD/OpenBSD, FreeBSD, macOS
+  return 0;
+}
+
+function afPayload(frame: Frame, family: 0 | 4 | 6, stats: DecodeStats): KnockEvent | undefined {
+  if (family === 4) return ipv4(frame, 4, stats);
+  if (family === 6) return ipv6(frame, 4, stats);
+  return ignored(stats, 'not-ip');
+}
+
+function ipByVersion(frame: Frame, off: number, stats: DecodeStats): KnockEvent | undefined {
+  const v = frame.data[off] >> 4;
+  if (v === 4) return ipv4(frame, off, stats);
+  if (v === 6) return ipv6(frame, off, stats);
+  return malformed(stats, 'ip-version');
+}
+
+/**
+ * Follow an Ethernet type through VLAN tags (each: TCI(2) inner type(2)) to
+ * IPv4 or IPv6. `off` is where the bytes after the type field start.
+ */
+function etherType(frame: Frame, type: number, off: number, stats: DecodeStats): KnockEvent | undefined {
+  const d = frame.data;
+  for (let tags = 0; type === 0x8100 || type === 0x88a8 || type === 0x9100; tags++) {
+    if (tags === MAX_VLAN_TAGS) return malformed(stats, 'vlan-too-deep');
+    if (off + 4 > d.length) return malformed(stats, 'vlan-truncated');
+    type = (d[off + 2] << 8) | d[off + 3];
+    off += 4;
+  }
+  if (type === ETHERTYPE_IPV4) return ipv4(frame, off, stats);
+  if (type === ETHERTYPE_IPV6) return ipv6(frame, off, stats);
+  return ignored(stats, 'not-ip');
+}
+
+/**
+ * The end of the IP packet as captured, given where it ends on the wire.
+ * A packet longer than the captured bytes is fine only when the capture's
+ * snaplen cut the frame (origLength says so); otherwise the frame contradicts
+ * the IP length and -1 is returned.
+ */
+function capturedEnd(frame: Frame, wireEnd: number): number {
+  const len = frame.data.length;
+  if (wireEnd <= len) return wireEnd;
+  return frame.origLength > len ? len : -1;
+}
+
+function ipv4(frame: Frame, off: number, stats: DecodeStats): KnockEvent | undefined {
+  const d = frame.data;
+  if (off + 20 > d.length) return malformed(stats, 'ipv4-truncated');
+  const vihl = d[off];
+  if (vihl >> 4 !== 4) return malformed(stats, 'ip-version');
+  const headerLen = (vihl & 0x0f) << 2;
+  if (headerLen < 20) return malformed(stats, 'ipv4-ihl');
+  const totalLen = (d[off + 2] << 8) | d[off + 3];
+  if (totalLen < headerLen) return malformed(stats, 'ipv4-total-length');
+  const wireEnd = off + totalLen;
+  const capEnd = capturedEnd(frame, wireEnd);
+  if (capEnd < 0) return malformed(stats, 'ipv4-truncated');
+  if (off + headerLen > capEnd) return malformed(stats, 'ipv4-options-truncated');
+  // Only the first fragment carries the transport header; later ones cannot be knocks.
+  const fragment = (d[off + 6] << 8) | d[off + 7];
+  if ((fragment & 0x1fff) !== 0) return ignored(stats, 'fragment');
+  const proto = d[off + 9];
+  if (proto !== TCP && proto !== UDP) return ignored(stats, 'not-tcp-udp');
+  return transport(frame, proto, off + headerLen, wireEnd, capEnd, (fragment & 0x2000) !== 0, 4, off + 12, stats);
+}
+
+function ipv6(frame: Frame, off: number, stats: DecodeStats): KnockEvent | undefined {
+  const d = frame.data;
+  if (off + 40 > d.length) return malformed(stats, 'ipv6-truncated');
+  if (d[off] >> 4 !== 6) return malformed(stats, 'ip-version');
+  const wireEnd = off + 40 + ((d[off + 4] << 8) | d[off + 5]);
+  const capEnd = capturedEnd(frame, wireEnd);
+  if (capEnd < 0) return malformed(stats, 'ipv6-truncated');
+  let next = d[off + 6];
+  let p = off + 40;
+  let moreFragments = false;
+  for (let i = 0; ; i++) {
+    if (next === TCP || next === UDP) return transport(frame, next, p, wireEnd, capEnd, moreFragments, 6, off + 8, stats);
+    if (i === MAX_IPV6_EXTENSIONS) return malformed(stats, 'ipv6-ext-loop');
+    // Hop-by-hop is only valid right after the fixed header (RFC 8200 4.1); Linux drops it elsewhere.
+    if (next === 0 && i !== 0) return malformed(stats, 'ipv6-hop-by-hop-position');
+    switch (next) {
+      case 0: // hop-by-hop options
+      case 43: // routing
+      case 60: // destination options: length in 8-octet units, not counting the first 8
+        if (p + 2 > capEnd) return malformed(stats, 'ipv6-ext-truncated');
+        next = d[p];
+        p += (d[p + 1] + 1) << 3;
+        break;
+      case 51: // AH: length in 4-octet units, not counting the first 2 units
+        if (p + 2 > capEnd) return malformed(stats, 'ipv6-ext-truncated');
+        next = d[p];
+        p += (d[p + 1] + 2) << 2;
+        break;
+      case 44: // fragment: next(1) reserved(1) offset(13 bits) res(2) M(1) id(4)
+        if (p + 8 > capEnd) return malformed(stats, 'ipv6-ext-truncated');
+        if (((d[p + 2] << 8) | d[p + 3]) >> 3 !== 0) return ignored(stats, 'fragment');
+        moreFragments = (d[p + 3] & 1) !== 0;
+        next = d[p];
+        p += 8;
+        break;
+      case 50:
+        return ignored(stats, 'esp'); // encrypted: the transport header is unreadable
+      case 59:
+        return ignored(stats, 'no-next-header');
+      default:
+        return ignored(stats, 'not-tcp-udp');
+    }
+    if (p > wireEnd) return malformed(stats, 'ipv6-ext-truncated');
+  }
+}
+
+// The destination of a knock is one of this host's own few addresses, so the
+// text of the last one seen is kept and reused while the bytes match. One slot
+// per family, fixed size: unlike a cache keyed by address it cannot grow under
+// a flood, and it halves the string work per knock.
+let lastDst4 = -1;
+let lastDst4Text = '';
+const lastDst6 = new Uint8Array(16);
+let lastDst6Text = '';
+
+function destination4(d: Uint8Array, off: number): string {
+  const v = ((d[off] << 24) | (d[off + 1] << 16) | (d[off + 2] << 8) | d[off + 3]) >>> 0;
+  if (v !== lastDst4) {
+    lastDst4Text = formatIPv4(d, off);
+    lastDst4 = v;
+  }
+  return lastDst4Text;
+}
+
+function destination6(d: Uint8Array, off: number): string {
+  let same = lastDst6Text !== '';
+  for (let i = 0; same && i < 16; i++) same = d[off + i] === lastDst6[i];
+  if (!same) {
+    lastDst6Text = formatIPv6(d, off);
+    for (let i = 0; i < 16; i++) lastDst6[i] = d[off + i];
+  }
+  return lastDst6Text;
+}
+
+/**
+ * TCP or UDP header at `p`. `wireEnd` is the end of the IP packet by its own
+ * length fields, `capEnd` the end of the bytes we have (<= wireEnd; smaller
+ * only when snaplen cut the frame). Headers must be captured; lengths must
+ * agree with `wireEnd`; the payload is what was captured of it. In a first
+ * fragment (`moreFragments`) the UDP length covers the whole datagram, so it
+ * may run past this packet and the payload is the part carried here.
+ */
+function transport(
+  frame: Frame,
+  proto: number,
+  p: number,
+  wireEnd: number,
+  capEnd: number,
+  moreFragments: boolean,
+  family: 4 | 6,
+  addrOff: number,
+  stats: DecodeStats,
+): KnockEvent | undefined {
+  const d = frame.data;
+  let flags = 0;
+  let payloadStart: number;
+  let payloadEnd: number;
+  if (proto === TCP) {
+    if (p + 20 > capEnd) return malformed(stats, 'tcp-truncated');
+    const headerLen = (d[p + 12] >> 4) << 2;
+    if (headerLen < 20 || p + headerLen > wireEnd) return malformed(stats, 'tcp-data-offset');
+    flags = d[p + 13];
+    if ((flags & (TCP_SYN | TCP_ACK)) !== TCP_SYN) return ignored(stats, 'tcp-not-syn');
+    payloadStart = p + headerLen < capEnd ? p + headerLen : capEnd;
+    payloadEnd = capEnd;
+  } else {
+    if (p + 8 > capEnd) return malformed(stats, 'udp-truncated');
+    const udpLen = (d[p + 4] << 8) | d[p + 5];
+    if (udpLen < 8 || (p + udpLen > wireEnd && !moreFragments)) return malformed(stats, 'udp-length');
+    payloadStart = p + 8;
+    payloadEnd = p + udpLen < capEnd ? p + udpLen : capEnd;
+  }
+  stats.knocks++;
+  const addrLen = family === 4 ? 4 : 16;
+  return {
+    time: frame.time,
+    family,
+    source: family === 4 ? formatIPv4(d, addrOff) : formatIPv6(d, addrOff),
+    destination: family === 4 ? destination4(d, addrOff + addrLen) : destination6(d, addrOff + addrLen),
+    protocol: proto === TCP ? 'tcp' : 'udp',
+    sourcePort: (d[p] << 8) | d[p + 1],
+    port: (d[p + 2] << 8) | d[p + 3],
+    tcpFlags: flags,
+    payload: payloadEnd > payloadStart ? d.subarray(payloadStart, payloadEnd) : EMPTY,
+  };
+}

@@ -1,0 +1,110 @@
+// The single dispatch from a FirewallKind to a backend, plus what every
+// backend shares: ordering of operations (per source, with init/shutdown
+// exclusive) and the doors' start/stop commands.
+import type { Door, FirewallKind } from '../types.js';
+import { DEFAULT_DOOR_COMMAND_TIMEOUT_MS, runDoorCommand } from './commands.js';
+import { createIptables, type IptablesBinaries } from './iptables.js';
+import { createNftables } from './nftables.js';
+import { createNone } from './none.js';
+import { createRunner, type Runner } from './run.js';
+import { createSerializer } from './serial.js';
+import { FirewallError, silentLogger, type FirewallAdapter, type FirewallLogger } from './types.js';
+
+export type { Access, AccessKey, FirewallAdapter, FirewallLogger } from './types.js';
+export { FirewallError } from './types.js';
+export { FirewallCommandError, type Runner, type CommandRequest, type CommandResult } from './run.js';
+export { DoorCommandError } from './commands.js';
+export { accessFromDecision, accessKeyFromDecision } from './access.js';
+
+export interface FirewallOptions {
+  logger?: FirewallLogger;
+  /** Replaces the execa runner (unit tests record commands with it). */
+  runner?: Runner;
+  /** Run every command inside this named network namespace (the lab, the demo). Ignored with `runner`. */
+  netns?: string;
+  /** nftables table name (default knockwatch). */
+  table?: string;
+  /** iptables chain name (default KNOCKWATCH). */
+  chain?: string;
+  /** ipset name prefix (default kw). */
+  setPrefix?: string;
+  /** Program paths (default: found on PATH). */
+  binaries?: IptablesBinaries & { readonly nft?: string };
+  /** Maximum elements per door set. */
+  setSize?: number;
+  /** Time limit for a door's start/stop command, ms. */
+  commandTimeoutMs?: number;
+  /** Wall clock, ms since the epoch (tests). */
+  now?: () => number;
+}
+
+export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}): FirewallAdapter {
+  const logger = options.logger ?? silentLogger;
+  const runner = options.runner ?? createRunner({ logger, ...(options.netns !== undefined ? { netns: options.netns } : {}) });
+  const common = { runner, logger, ...(options.now ? { now: options.now } : {}), ...(options.setSize !== undefined ? { setSize: options.setSize } : {}) };
+  let backend: FirewallAdapter;
+  switch (kind) {
+    case 'nftables':
+      backend = createNftables({
+        ...common,
+        ...(options.table !== undefined ? { table: options.table } : {}),
+        ...(options.binaries?.nft !== undefined ? { nft: options.binaries.nft } : {}),
+      });
+      break;
+    case 'iptables':
+      backend = createIptables({
+        ...common,
+        ...(options.chain !== undefined ? { chain: options.chain } : {}),
+        ...(options.setPrefix !== undefined ? { setPrefix: options.setPrefix } : {}),
+        ...(options.binaries !== undefined ? { binaries: options.binaries } : {}),
+      });
+      break;
+    case 'none':
+      backend = createNone({ logger, ...(options.now ? { now: options.now } : {}) });
+      break;
+    default:
+      throw new FirewallError(`unknown firewall kind ${JSON.stringify(kind)} (nftables, iptables or none)`);
+  }
+  return withOrderingAndCommands(backend, runner, logger, options.commandTimeoutMs ?? DEFAULT_DOOR_COMMAND_TIMEOUT_MS);
+}
+
+/**
+ * Wraps a backend: per-source ordering, exclusive init/shutdown, and the
+ * door's start command after a successful open / stop command after a
+ * successful close. A failing door command rejects with DoorCommandError
+ * (the firewall change had been applied; list() shows the truth).
+ */
+export function withOrderingAndCommands(backend: FirewallAdapter, runner: Runner, logger: FirewallLogger, commandTimeoutMs: number): FirewallAdapter {
+  const serial = createSerializer();
+  let doors = new Map<string, Door>();
+  // Ordering is per source address: two doors opening for one source still queue.
+  const sourceKey = (source: string): string => `src:${source}`;
+
+  return {
+    kind: backend.kind,
+    init: (list) =>
+      serial.exclusive(async () => {
+        await backend.init(list);
+        doors = new Map(list.map((d) => [d.name, d]));
+      }),
+    open: (access) =>
+      serial.keyed(sourceKey(access.source), async () => {
+        await backend.open(access);
+        const command = doors.get(access.door)?.startCommand;
+        if (command) await runDoorCommand(runner, 'start', command, access, logger, commandTimeoutMs);
+      }),
+    close: (access) =>
+      serial.keyed(sourceKey(access.source), async () => {
+        await backend.close(access);
+        const command = doors.get(access.door)?.stopCommand;
+        if (command) await runDoorCommand(runner, 'stop', command, access, logger, commandTimeoutMs);
+      }),
+    shutdown: () =>
+      serial.exclusive(async () => {
+        doors = new Map();
+        await backend.shutdown();
+      }),
+    // Its own key: waits for init/shutdown, not for other sources' opens.
+    list: () => serial.keyed('list', () => backend.list()),
+  };
+}

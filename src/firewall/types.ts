@@ -1,0 +1,60 @@
+// The contract every firewall backend (nftables, iptables, none) fulfils, and
+// the access records that flow through it.
+import type { Door, FirewallKind, PortSpec } from '../types.js';
+
+/**
+ * Access granted to one source through one door. `until` is wall-clock time
+ * (ms since the Unix epoch) because the kernel counts the remaining time from
+ * the moment the element is added; see accessFromDecision() for turning a
+ * decision's packet time into it.
+ */
+export interface Access {
+  readonly door: string;
+  /** Canonical IP address text (as produced by the decoder). */
+  readonly source: string;
+  readonly family: 4 | 6;
+  /** Must be a subset of the door's `open` ports. */
+  readonly ports: readonly PortSpec[];
+  readonly until: number;
+}
+
+/** What identifies an access for close(): its expiry does not matter there. */
+export type AccessKey = Pick<Access, 'door' | 'source' | 'family' | 'ports'>;
+
+export interface FirewallAdapter {
+  readonly kind: FirewallKind;
+  /** Remove whatever a previous run left behind and install the doors' rules (atomically where the backend can). */
+  init(doors: readonly Door[]): Promise<void>;
+  /** Grant or refresh access; the kernel ends it at `until` even if this process dies. One process spawn. */
+  open(access: Access): Promise<void>;
+  /** End access now. Closing an access that is not (or no longer) open is not an error. */
+  close(access: AccessKey): Promise<void>;
+  /** Remove everything this adapter created. */
+  shutdown(): Promise<void>;
+  /**
+   * Accesses open right now, read back from the kernel (not from memory), so
+   * the answer stays true after failed commands, kernel expiry or a restart.
+   * One entry per door and source; `until` is the earliest expiry among its ports.
+   */
+  list(): Promise<Access[]>;
+}
+
+/** The subset of pino's Logger the firewall uses, so tests can pass anything. */
+export interface FirewallLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLogger: FirewallLogger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/** Raised for invalid input (door names, addresses, ports, states) before any command runs. */
+export class FirewallError extends Error {
+  override readonly name = 'FirewallError';
+}

@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createFirewall } from '../../src/firewall/index.js';
+import {
+  buildNftRuleset,
+  formatNftDuration,
+  parseNftDuration,
+  parseNftTable,
+} from '../../src/firewall/nftables.js';
+import { FirewallCommandError } from '../../src/firewall/run.js';
+import { FirewallError } from '../../src/firewall/types.js';
+import { indexDoors } from '../../src/firewall/validate.js';
+import { recorder, sshDoor, webDoor } from './firewall-support.js';
+
+const NOW = 1_700_000_000_000;
+const now = (): number => NOW;
+
+describe('nftables ruleset', () => {
+  const text = buildNftRuleset('knockwatch', [sshDoor, webDoor], 65536);
+
+  it('replaces only its own table, atomically', () => {
+    const lines = text.split('\n');
+    expect(lines.slice(0, 3)).toEqual(['table inet knockwatch {}', 'delete table inet knockwatch', 'table inet knockwatch {']);
+    // No other table, no ruleset-wide command.
+    expect(text).not.toMatch(/flush ruleset|table (ip|ip6|inet|arp|bridge|netdev) (?!knockwatch)/);
+  });
+
+  it('has timeout sets per door and family, with family-first names', () => {
+    expect(text).toContain('\tset v4_ssh {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags timeout\n\t\tsize 65536\n\t}');
+    expect(text).toContain('\tset v6_9web-x {\n\t\ttype ipv6_addr . inet_proto . inet_service');
+  });
+
+  it('lists each protected port once, and puts every accept before the drop', () => {
+    expect(text).toContain('elements = { tcp . 2222, tcp . 443, udp . 53 }');
+    const chain = text.slice(text.indexOf('chain input'));
+    const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('meta') || l.startsWith('ip'));
+    expect(rules).toEqual([
+      'meta l4proto . th dport @ports ct state established,related accept',
+      'ip saddr . meta l4proto . th dport @v4_ssh accept',
+      'ip6 saddr . meta l4proto . th dport @v6_ssh accept',
+      'ip saddr . meta l4proto . th dport @v4_9web-x accept',
+      'ip6 saddr . meta l4proto . th dport @v6_9web-x accept',
+      'meta l4proto . th dport @ports drop',
+    ]);
+    expect(chain).toContain('type filter hook input priority filter - 1; policy accept;');
+  });
+
+  it('refuses hostile table names and doors', () => {
+    expect(() => buildNftRuleset('kw; flush ruleset', [sshDoor], 10)).toThrow(FirewallError);
+    expect(() => buildNftRuleset('1kw', [sshDoor], 10)).toThrow(FirewallError);
+    expect(() => buildNftRuleset('kw', [{ ...sshDoor, name: 'x } ; flush ruleset ; {' }], 10)).toThrow(/invalid door name/);
+    expect(() => buildNftRuleset('kw', [sshDoor], 0)).toThrow(/set size/);
+  });
+});
+
+describe('nft durations', () => {
+  it('formats in nft units', () => {
+    expect(formatNftDuration(2500)).toBe('2s500ms');
+    expect(formatNftDuration(86_400_000 + 1)).toBe('1d1ms');
+    expect(formatNftDuration(60_000)).toBe('1m');
+    expect(() => formatNftDuration(0)).toThrow();
+    expect(() => formatNftDuration(1.5)).toThrow();
+  });
+  it('parses what nft prints', () => {
+    expect(parseNftDuration('1d1h59m59s988ms')).toBe(93_599_988);
+    expect(parseNftDuration('3m4ms')).toBe(180_004);
+    expect(parseNftDuration('22s')).toBe(22_000);
+    expect(() => parseNftDuration('')).toThrow(/cannot parse/);
+    expect(() => parseNftDuration('5x')).toThrow(/cannot parse/);
+  });
+  it('round-trips (property)', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 2_147_483_000 }), (ms) => parseNftDuration(formatNftDuration(ms)) === ms));
+  });
+});
+
+describe('nftables adapter commands', () => {
+  const setup = async (answer?: Parameters<typeof recorder>[0]) => {
+    const rec = recorder(answer);
+    const fw = createFirewall('nftables', { runner: rec.runner, now });
+    await fw.init([sshDoor, webDoor]);
+    return { fw, rec };
+  };
+
+  it('init is one nft -f - with the ruleset on stdin', async () => {
+    const { rec } = await setup();
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0].file).toBe('nft');
+    expect(rec.calls[0].args).toEqual(['-f', '-']);
+    expect(rec.calls[0].input).toBe(buildNftRuleset('knockwatch', [sshDoor, webDoor], 65536));
+  });
+
+  it('open is ONE command: add, delete, add with the remaining time', async () => {
+    const { fw, rec } = await setup();
+    await fw.open({ door: '9web-x', source: '10.0.0.2', family: 4, ports: [webDoor.open[0], webDoor.open[2]], until: NOW + 20_000 });
+    expect(rec.calls).toHaveLength(2);
+    expect(rec.calls[1].args).toEqual(['-f', '-']);
+    expect(rec.calls[1].input).toBe(
+      [
+        'add element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443 timeout 20s, 10.0.0.2 . udp . 53 timeout 20s }',
+        'delete element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443, 10.0.0.2 . udp . 53 }',
+        'add element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443 timeout 20s, 10.0.0.2 . udp . 53 timeout 20s }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('close deletes idempotently and uses the IPv6 set for IPv6 sources', async () => {
+    const { fw, rec } = await setup();
+    await fw.close({ door: 'ssh', source: 'fd00:6b77::2', family: 6, ports: sshDoor.open });
+    expect(rec.calls[1].input).toBe(
+      'add element inet knockwatch v6_ssh { fd00:6b77::2 . tcp . 2222 timeout 1s }\ndelete element inet knockwatch v6_ssh { fd00:6b77::2 . tcp . 2222 }\n',
+    );
+  });
+
+  it('runs nothing for hostile or invalid accesses', async () => {
+    const { fw, rec } = await setup();
+    const ok = { door: 'ssh', source: '10.0.0.2', family: 4 as const, ports: sshDoor.open, until: NOW + 1000 };
+    await expect(fw.open({ ...ok, source: '10.0.0.2 . tcp . 22 timeout 1d }; flush ruleset; add element inet x y {' })).rejects.toThrow(
+      FirewallError,
+    );
+    await expect(fw.open({ ...ok, door: 'ssh_v4 { 1.2.3.4 }' })).rejects.toThrow(/invalid door name/);
+    await expect(fw.open({ ...ok, family: 6 })).rejects.toThrow(/not an IPv6 address/);
+    await expect(fw.open({ ...ok, until: NOW - 1 })).rejects.toThrow(/already ended/);
+    await expect(fw.open({ ...ok, ports: [{ port: 22, protocol: 'tcp' }] })).rejects.toThrow(/not one of the door's open ports/);
+    expect(rec.calls).toHaveLength(1);
+  });
+
+  it('refuses to work before init and after shutdown', async () => {
+    const rec = recorder();
+    const fw = createFirewall('nftables', { runner: rec.runner, now });
+    const access = { door: 'ssh', source: '10.0.0.2', family: 4 as const, ports: sshDoor.open, until: NOW + 1000 };
+    await expect(fw.open(access)).rejects.toThrow(/not initialised/);
+    await fw.init([sshDoor]);
+    await fw.shutdown();
+    expect(rec.calls[1].input).toBe('table inet knockwatch {}\ndelete table inet knockwatch\n');
+    await expect(fw.open(access)).rejects.toThrow(/not initialised/);
+  });
+
+  it('reports a failing nft with command, exit code and stderr', async () => {
+    const { fw } = await setup((req) =>
+      req.input?.startsWith('add element') ? { exitCode: 1, stderr: 'Error: Could not process rule: Too many open files in system\n' } : undefined,
+    );
+    const err = await fw
+      .open({ door: 'ssh', source: '10.0.0.2', family: 4, ports: sshDoor.open, until: NOW + 5000 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FirewallCommandError);
+    const e = err as FirewallCommandError;
+    expect(e.command).toBe('nft -f -');
+    expect(e.exitCode).toBe(1);
+    expect(e.stderr).toContain('Too many open files');
+    expect(e.input).toContain('add element inet knockwatch v4_ssh');
+    expect(e.message).toBe('nft -f - failed (exit 1): Error: Could not process rule: Too many open files in system');
+  });
+
+  it('uses the table name and nft path it is given', async () => {
+    const rec = recorder();
+    const fw = createFirewall('nftables', { runner: rec.runner, now, table: 'kwtest', binaries: { nft: '/opt/nft' } });
+    await fw.init([sshDoor]);
+    await fw.list();
+    expect(rec.calls[0].file).toBe('/opt/nft');
+    expect(rec.calls[0].input).toContain('delete table inet kwtest\n');
+    expect(rec.calls[1].args).toEqual(['list', 'table', 'inet', 'kwtest']);
+    expect(() => createFirewall('nftables', { runner: rec.runner, table: 'a b' })).toThrow(/invalid nftables table name/);
+  });
+});
+
+// Captured from nft 1.0.6 (kernel 6.18) in a lab namespace.
+const LISTING = `table inet knockwatch {
+	set ports {
+		type inet_proto . inet_service
+		elements = { udp . 53,
+			     tcp . 2222 }
+	}
+
+	set v4_ssh {
+		type ipv4_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+		elements = { 10.0.0.4 . tcp . 2222 timeout 100ms expires 88ms,
+			     10.0.0.3 . tcp . 2222 timeout 1d2h expires 1d1h59m59s988ms }
+	}
+
+	set v6_ssh {
+		type ipv6_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set v4_9web-x {
+		type ipv4_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+		elements = { 10.0.0.4 . udp . 53 timeout 30s expires 20s, 10.0.0.4 . tcp . 443 timeout 30s expires 22s856ms }
+	}
+
+	set v6_9web-x {
+		type ipv6_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+		elements = { ::ffff:1.2.3.4 . 17 . 53 timeout 5s expires 4s992ms }
+	}
+
+	chain input {
+		type filter hook input priority filter - 1; policy accept;
+		meta l4proto . th dport @ports ct state established,related accept
+		ip saddr . meta l4proto . th dport @v4_ssh accept
+		meta l4proto . th dport @ports drop
+	}
+}
+`;
+
+describe('nft listing parser', () => {
+  const doors = indexDoors([sshDoor, webDoor]);
+  it('reads accesses with millisecond expiry, grouped per door and source', () => {
+    expect(parseNftTable(LISTING, doors, NOW)).toEqual([
+      {
+        door: '9web-x',
+        source: '10.0.0.4',
+        family: 4,
+        ports: [
+          { port: 443, protocol: 'tcp' },
+          { port: 53, protocol: 'udp' },
+        ],
+        until: NOW + 20_000,
+      },
+      { door: '9web-x', source: '::ffff:1.2.3.4', family: 6, ports: [{ port: 53, protocol: 'udp' }], until: NOW + 4992 },
+      { door: 'ssh', source: '10.0.0.3', family: 4, ports: [{ port: 2222, protocol: 'tcp' }], until: NOW + 93_599_988 },
+      { door: 'ssh', source: '10.0.0.4', family: 4, ports: [{ port: 2222, protocol: 'tcp' }], until: NOW + 88 },
+    ]);
+  });
+  it('ignores sets of doors it does not know and fails loudly on what it cannot read', () => {
+    expect(parseNftTable(LISTING, indexDoors([{ ...sshDoor, name: 'other' }]), NOW)).toEqual([]);
+    expect(() => parseNftTable(LISTING.replace('tcp . 443', 'tcp . "https"'), doors, NOW)).toThrow(/cannot parse nft set element/);
+    expect(() => parseNftTable('\tset v4_ssh {\n\t\telements = { 10.0.0.1 . tcp . 1 timeout 1s expires 1s,\n', doors, NOW)).toThrow(
+      /not closed/,
+    );
+  });
+});
