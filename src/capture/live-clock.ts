@@ -27,25 +27,26 @@ export function createWallClock(): Clock {
   let bestNs = start;
   let bestWidth = -1n;
   let edges = 0;
-  let before = process.hrtime.bigint();
   let previous = Date.now();
+  let previousRead = process.hrtime.bigint(); // taken just before the Date.now() that returned `previous`
   for (;;) {
+    const before = process.hrtime.bigint();
     const ms = Date.now();
     const after = process.hrtime.bigint();
     if (ms !== previous) {
-      // The step to `ms` happened between `before` and `after`.
-      const width = after - before;
+      // The step to `ms` happened after the previous Date.now() call began and before this one ended.
+      const width = after - previousRead;
       if (bestWidth < 0n || width < bestWidth) {
         bestWidth = width;
         bestMs = ms;
-        bestNs = before + width / 2n;
+        bestNs = previousRead + width / 2n;
       }
       edges += 1;
       previous = ms;
     }
+    previousRead = before;
     // A frozen Date (fake timers) must not hang us: keep the coarse anchor.
     if (edges >= ANCHOR_EDGES || after - start > ANCHOR_BUDGET_NS) break;
-    before = after;
   }
   return () => bestMs + Number(process.hrtime.bigint() - bestNs) / 1e6;
 }

@@ -158,8 +158,7 @@ export function createRecordReader(): RecordReader {
       } else if (kind === RecordKind.FRAME) {
         if (!Number.isFinite(time)) throw new CaptureStreamError(`capture stream: frame time is not finite at byte offset ${offset}`, offset);
         if (b < a) throw new CaptureStreamError(`capture stream: wire length ${b} below captured length ${a} at byte offset ${offset}`, offset);
-        // slice(): the frame owns its bytes; the chunk is not kept alive by it.
-        emit({ kind: 'frame', time, data: buf.slice(body, body + a), origLength: b });
+        emit({ kind: 'frame', time, data: copyOf(buf, body, body + a), origLength: b });
       } else {
         emit({ kind: 'error', error: parseErrorBody(buf.subarray(body, body + a), offset) });
       }
@@ -178,12 +177,22 @@ export function createRecordReader(): RecordReader {
       }
       const used = parse(buf, emit);
       consumed += used;
-      carry = used === buf.length ? new Uint8Array(0) : buf.slice(used);
+      carry = copyOf(buf, used, buf.length);
     },
     get buffered() {
       return carry.length;
     },
   };
+}
+
+/**
+ * A plain Uint8Array copy. Not slice(): on a Buffer (what pipes deliver) that
+ * is a view, and the frame must own its bytes, not pin the whole chunk.
+ */
+function copyOf(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const out = new Uint8Array(end - start);
+  out.set(buf.subarray(start, end));
+  return out;
 }
 
 function parseErrorBody(bytes: Uint8Array, offset: number): CaptureErrorInfo {

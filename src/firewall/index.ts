@@ -4,7 +4,7 @@
 import type { Door, FirewallKind } from '../types.js';
 import { DEFAULT_DOOR_COMMAND_TIMEOUT_MS, runDoorCommand } from './commands.js';
 import { createIptables, type IptablesBinaries } from './iptables.js';
-import { createNftables } from './nftables.js';
+import { createNftables, type NftRefreshMode } from './nftables.js';
 import { createNone } from './none.js';
 import { createRunner, type Runner } from './run.js';
 import { createSerializer } from './serial.js';
@@ -32,6 +32,8 @@ export interface FirewallOptions {
   binaries?: IptablesBinaries & { readonly nft?: string };
   /** Maximum elements per door set. */
   setSize?: number;
+  /** nftables: how a refresh is written; default 'auto' (probed at init). */
+  nftRefresh?: NftRefreshMode | 'auto';
   /** Time limit for a door's start/stop command, ms. */
   commandTimeoutMs?: number;
   /** Wall clock, ms since the epoch (tests). */
@@ -49,6 +51,7 @@ export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}
         ...common,
         ...(options.table !== undefined ? { table: options.table } : {}),
         ...(options.binaries?.nft !== undefined ? { nft: options.binaries.nft } : {}),
+        ...(options.nftRefresh !== undefined ? { refresh: options.nftRefresh } : {}),
       });
       break;
     case 'iptables':

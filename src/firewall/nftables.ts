@@ -11,6 +11,9 @@
 //     saddr . proto . dport in a door set -> accept
 //     door ports otherwise                -> drop
 //
+// A second knock while open refreshes the element's timeout in place (see
+// NftRefreshMode; init finds out which way this kernel supports).
+//
 // Set names put the family first (v4_ssh, not ssh_v4) because nft identifiers
 // must start with a letter and door names may start with a digit or '-'.
 // All rules only drop: an accept here does not override other tables'
@@ -47,6 +50,8 @@ export type NftRefreshMode = 'add' | 'replace';
 export const DEFAULT_NFT_TABLE = 'knockwatch';
 export const DEFAULT_SET_SIZE = 65_536;
 const TABLE_RE = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+/** A set that lives only during init; the name cannot clash with v4_/v6_ door sets or `ports`. */
+const PROBE_SET = 'timeout_probe';
 
 export function checkTableName(table: string): string {
   if (!TABLE_RE.test(table)) throw new FirewallError(`invalid nftables table name '${table}': a letter, then up to 31 letters, digits, '_' or '-'`);
@@ -122,7 +127,6 @@ export function buildNftRuleset(table: string, doors: readonly Door[], setSize: 
   return lines.join('\n');
 }
 
-const PROBE_SET = 'timeout_probe';
 
 function elementKeys(access: AccessKey): string[] {
   return access.ports.map((p) => `${access.source} . ${p.protocol} . ${p.port}`);

@@ -65,9 +65,11 @@ async function startTcpdump(lab: Lab, file: string, args: string[]): Promise<Res
   const child = lab.spawn(lab.server, ['tcpdump', '-Z', 'root', '-U', '-n', '-w', file, ...args], { buffer: false });
   await new Promise<void>((resolve, reject) => {
     let err = '';
+    console.log('spawned', Date.now(), args);
     const timer = setTimeout(() => reject(new Error(`tcpdump ${args.join(' ')} did not start: ${err}`)), 10_000);
     child.stderr?.on('data', (chunk: Buffer) => {
       err += chunk.toString();
+      console.log('chunk', Date.now(), JSON.stringify(chunk.toString()));
       if (err.includes('listening on')) {
         clearTimeout(timer);
         resolve();
@@ -108,9 +110,7 @@ describeLab('decoding real captures (tcpdump in the lab)', () => {
     files.ether = join(dir, 'kw0.pcap');
     files.sll2 = join(dir, 'any-sll2.pcap');
     files.sll = join(dir, 'any-sll.pcap');
-    console.log('A');
     lab = await createLab('decode');
-    console.log('B');
     const l = lab;
     const captures = [
       await startTcpdump(l, files.ether, ['-i', 'kw0']),
@@ -118,12 +118,10 @@ describeLab('decoding real captures (tcpdump in the lab)', () => {
       await startTcpdump(l, files.sll, ['-i', 'any', '-y', 'LINUX_SLL']),
     ];
     started = Date.now();
-    console.log('C');
 
     const sent = await l.run(l.client, [process.execPath, '-e', SOCKET_CLIENT]);
     expect(sent.exitCode, sent.stderr).toBe(0);
 
-    console.log('D', sent);
     const [serverMac, clientMac] = [await mac(l, l.server), await mac(l, l.client)];
     const eth = (p: Uint8Array, vlan?: number[]) => ethernet(p, { dst: serverMac, src: clientMac, vlan });
     const injected = [
@@ -134,7 +132,6 @@ describeLab('decoding real captures (tcpdump in the lab)', () => {
       eth(tcp({ src: C4, dst: S4, sport: 41004, dport: 2005, flags: TcpFlag.ACK })),
     ];
     const inj = await l.run(l.client, ['python3', '-c', INJECTOR], { input: injected.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
-    console.log('E', inj);
     expect(inj.exitCode, inj.stderr).toBe(0);
 
     // Let the last replies arrive, then stop the captures (-U wrote every packet already).

@@ -5,7 +5,7 @@
 // tags/extension headers chosen) or sent with real sockets, and what reaches
 // JavaScript is decoded with the normal decoder.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -90,6 +90,8 @@ interface Knock {
 
 interface Running {
   readonly frames: Frame[];
+  /** Wall-clock ms at which each frame reached the subscriber. */
+  readonly arrivals: number[];
   readonly events: KnockEvent[];
   readonly interfaces: readonly EbpfInterface[];
   readonly logs: string[];
@@ -100,6 +102,7 @@ interface Running {
 /** Starts a capture in the lab's server namespace; resolves once attached. */
 async function startCapture(lab: Lab, extra: Partial<EbpfCaptureOptions> = {}): Promise<Running> {
   const frames: Frame[] = [];
+  const arrivals: number[] = [];
   const events: KnockEvent[] = [];
   const logs: string[] = [];
   const stats = createDecodeStats();
@@ -121,6 +124,7 @@ async function startCapture(lab: Lab, extra: Partial<EbpfCaptureOptions> = {}): 
       ...extra,
     }).subscribe({
       next(frame) {
+        arrivals.push(performance.timeOrigin + performance.now());
         frames.push(frame);
         const event = decodeFrame(frame, stats);
         if (event === undefined) throw new Error(`frame did not decode: ${JSON.stringify(stats)}`);
@@ -131,6 +135,7 @@ async function startCapture(lab: Lab, extra: Partial<EbpfCaptureOptions> = {}): 
   });
   return {
     frames,
+    arrivals,
     events,
     interfaces,
     logs,
@@ -181,7 +186,7 @@ async function ourFilters(lab: Lab): Promise<number[]> {
 }
 
 /** Runs the loader by itself in the server namespace; resolves once it has attached. */
-async function spawnLoader(lab: Lab): Promise<ReturnType<typeof execa>> {
+async function spawnLoader(lab: Lab): Promise<{ child: ResultPromise }> {
   const child = execa(LOADER, ['--netns', lab.server.ns, '--ifname', 'kw0', '--port', '1234/tcp'], {
     reject: false,
     stdin: 'pipe',
@@ -201,7 +206,8 @@ async function spawnLoader(lab: Lab): Promise<ReturnType<typeof execa>> {
     });
     void child.then((r) => reject(new Error(`loader exited early (${String(r.exitCode)}): ${err}`)));
   });
-  return child;
+  // Wrapped: the subprocess is a thenable, which an async function would await.
+  return { child };
 }
 
 const brief = (e: KnockEvent): string => `${e.source}>${e.destination} ${e.port}/${e.protocol}`;
@@ -252,6 +258,8 @@ describeLab('eBPF capture backend', () => {
           expect(f.time).toBeGreaterThanOrEqual(before - 50);
           expect(f.time).toBeLessThanOrEqual(Date.now() + 50);
         }
+        const latency = cap.frames.map((f, i) => cap.arrivals[i] - f.time).sort((a, b) => a - b);
+        console.log(`[figure] eBPF hook to subscriber: ${latency.map((l) => l.toFixed(2)).join(', ')} ms (sorted)`);
       } finally {
         await cap.stop();
       }
@@ -399,7 +407,7 @@ describeLab('eBPF capture backend', () => {
     });
 
     it('replaces the tc filter a SIGKILLed loader left behind, and removes its own on stop', async () => {
-      const stale = await spawnLoader(lab);
+      const { child: stale } = await spawnLoader(lab);
       const [staleId] = await ourFilters(lab);
       stale.kill('SIGKILL');
       await stale;
@@ -424,7 +432,7 @@ describeLab('eBPF capture backend', () => {
     });
 
     it('detaches and exits when its stdin closes (the daemon died)', async () => {
-      const child = await spawnLoader(lab);
+      const { child } = await spawnLoader(lab);
       expect(await ourFilters(lab)).toHaveLength(1);
       child.stdin?.end();
       const r = await child;

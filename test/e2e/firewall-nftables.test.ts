@@ -78,18 +78,23 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
     expect(await fw.list()).toEqual([]);
   });
 
-  it('a second open refreshes the expiry without duplicating the element', async () => {
-    await fw.open(access(LAB_V4.client, 4, 3000));
+  // 'auto' probes the kernel at init (Linux >= 6.12 updates a timeout on re-add);
+  // 'replace' is the add-delete-add transaction for older kernels.
+  it.each(['auto', 'replace'] as const)('a second open refreshes the expiry without duplicating the element (%s)', async (mode) => {
+    const refreshing = make({ nftRefresh: mode });
+    await refreshing.init([testDoor]);
+    await refreshing.open(access(LAB_V4.client, 4, 3000));
     const first = await elements(lab, 'v4_ssh');
     expect(first).toHaveLength(1);
-    await fw.open(access(LAB_V4.client, 4, 8000));
+    await refreshing.open(access(LAB_V4.client, 4, 8000));
     const second = await elements(lab, 'v4_ssh');
     expect(second.map((e) => e.key)).toEqual([`${LAB_V4.client} . tcp . ${DOOR_PORT}`]);
     expect(second[0].expiresMs).toBeGreaterThan(first[0].expiresMs + 4000);
-    const listed = await fw.list();
+    const listed = await refreshing.list();
     expect(listed).toHaveLength(1);
     expect(listed[0]).toMatchObject({ door: 'ssh', source: LAB_V4.client, family: 4, ports: testDoor.open });
     expect(Math.abs(listed[0].until - (Date.now() + 8000))).toBeLessThan(1000);
+    fw = refreshing;
   });
 
   it('IPv6: opens for fd00:6b77::2 only, and close ends it at once', async () => {
@@ -110,6 +115,8 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
     expect(await elements(lab, 'v4_ssh')).toEqual([]);
     const tables = await inServer(lab, ['nft', 'list', 'tables']);
     expect(tables.split('\n').filter((l) => l.trim() !== '').sort()).toEqual(['table inet foreign', 'table inet knockwatch']);
+    const sets = await inServer(lab, ['nft', 'list', 'sets', 'inet']);
+    expect([...sets.matchAll(/^\s*set (\S+) \{/gm)].map((m) => m[1]).sort()).toEqual(['ports', 'v4_ssh', 'v6_ssh']);
     const chain = await inServer(lab, ['nft', 'list', 'chain', 'inet', 'knockwatch', 'input']);
     expect(chain.match(/ (accept|drop)$/gm)).toHaveLength(4);
     expect(await probe(lab, [v4])).toEqual(['timeout']);

@@ -74,27 +74,45 @@ describe('nft durations', () => {
 });
 
 describe('nftables adapter commands', () => {
-  const setup = async (answer?: Parameters<typeof recorder>[0]) => {
-    const rec = recorder(answer);
+  const PROBE_UPDATED = 'table inet knockwatch {\n\tset timeout_probe {\n\t\telements = { 1 timeout 2h expires 1h59m59s996ms }\n\t}\n}\n';
+  const PROBE_KEPT = PROBE_UPDATED.replace('timeout 2h', 'timeout 1h');
+  /** An initialised adapter and its recorder, emptied of the init commands. */
+  const setup = async (answer?: Parameters<typeof recorder>[0], probe = PROBE_KEPT) => {
+    const rec = recorder((req) => answer?.(req) ?? (req.args[0] === 'list' ? { stdout: probe } : undefined));
     const fw = createFirewall('nftables', { runner: rec.runner, now });
     await fw.init([sshDoor, webDoor]);
-    return { fw, rec };
+    const init = rec.calls.splice(0);
+    return { fw, rec, init };
   };
+  const ok = { door: 'ssh', source: '10.0.0.2', family: 4 as const, ports: sshDoor.open, until: NOW + 1000 };
 
-  it('init is one nft -f - with the ruleset on stdin', async () => {
-    const { rec } = await setup();
-    expect(rec.calls).toHaveLength(1);
-    expect(rec.calls[0].file).toBe('nft');
-    expect(rec.calls[0].args).toEqual(['-f', '-']);
-    expect(rec.calls[0].input).toBe(buildNftRuleset('knockwatch', [sshDoor, webDoor], 65536));
+  it('init: the ruleset in one nft -f -, then a probe of how the kernel treats a re-add', async () => {
+    const { init } = await setup();
+    expect(init.map((c) => [c.file, ...c.args].join(' '))).toEqual([
+      'nft -f -',
+      'nft add element inet knockwatch timeout_probe { 1 timeout 2h }',
+      'nft list set inet knockwatch timeout_probe',
+      'nft delete set inet knockwatch timeout_probe',
+    ]);
+    // The element text is ONE argv entry: nft parses it, no shell splits it.
+    expect(init[1].args).toHaveLength(6);
+    expect(init[0].input).toBe(buildNftRuleset('knockwatch', [sshDoor, webDoor], 65536));
   });
 
-  it('open is ONE command: add, delete, add with the remaining time', async () => {
+  it('open is ONE command; a kernel that updates timeouts on re-add gets a plain add', async () => {
+    const { fw, rec } = await setup(undefined, PROBE_UPDATED);
+    await fw.open({ door: '9web-x', source: '10.0.0.2', family: 4, ports: [webDoor.open[0], webDoor.open[2]], until: NOW + 20_000 });
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0].args).toEqual(['-f', '-']);
+    expect(rec.calls[0].input).toBe('add element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443 timeout 20s, 10.0.0.2 . udp . 53 timeout 20s }\n');
+  });
+
+  it('open is ONE command; otherwise add, delete, add again in one transaction', async () => {
     const { fw, rec } = await setup();
     await fw.open({ door: '9web-x', source: '10.0.0.2', family: 4, ports: [webDoor.open[0], webDoor.open[2]], until: NOW + 20_000 });
-    expect(rec.calls).toHaveLength(2);
-    expect(rec.calls[1].args).toEqual(['-f', '-']);
-    expect(rec.calls[1].input).toBe(
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0].args).toEqual(['-f', '-']);
+    expect(rec.calls[0].input).toBe(
       [
         'add element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443 timeout 20s, 10.0.0.2 . udp . 53 timeout 20s }',
         'delete element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443, 10.0.0.2 . udp . 53 }',
@@ -104,17 +122,25 @@ describe('nftables adapter commands', () => {
     );
   });
 
+  it('a forced refresh mode skips the probe', async () => {
+    const rec = recorder();
+    const fw = createFirewall('nftables', { runner: rec.runner, now, nftRefresh: 'add' });
+    await fw.init([sshDoor]);
+    expect(rec.calls.map((c) => c.args[0])).toEqual(['-f', 'delete']);
+    await fw.open(ok);
+    expect(rec.calls[2].input).toBe('add element inet knockwatch v4_ssh { 10.0.0.2 . tcp . 2222 timeout 1s }\n');
+  });
+
   it('close deletes idempotently and uses the IPv6 set for IPv6 sources', async () => {
     const { fw, rec } = await setup();
     await fw.close({ door: 'ssh', source: 'fd00:6b77::2', family: 6, ports: sshDoor.open });
-    expect(rec.calls[1].input).toBe(
+    expect(rec.calls[0].input).toBe(
       'add element inet knockwatch v6_ssh { fd00:6b77::2 . tcp . 2222 timeout 1s }\ndelete element inet knockwatch v6_ssh { fd00:6b77::2 . tcp . 2222 }\n',
     );
   });
 
   it('runs nothing for hostile or invalid accesses', async () => {
     const { fw, rec } = await setup();
-    const ok = { door: 'ssh', source: '10.0.0.2', family: 4 as const, ports: sshDoor.open, until: NOW + 1000 };
     await expect(fw.open({ ...ok, source: '10.0.0.2 . tcp . 22 timeout 1d }; flush ruleset; add element inet x y {' })).rejects.toThrow(
       FirewallError,
     );
@@ -122,27 +148,27 @@ describe('nftables adapter commands', () => {
     await expect(fw.open({ ...ok, family: 6 })).rejects.toThrow(/not an IPv6 address/);
     await expect(fw.open({ ...ok, until: NOW - 1 })).rejects.toThrow(/already ended/);
     await expect(fw.open({ ...ok, ports: [{ port: 22, protocol: 'tcp' }] })).rejects.toThrow(/not one of the door's open ports/);
-    expect(rec.calls).toHaveLength(1);
+    await expect(fw.close({ ...ok, source: '::1' })).rejects.toThrow(/not an IPv4 address/);
+    expect(rec.calls).toHaveLength(0);
   });
 
   it('refuses to work before init and after shutdown', async () => {
     const rec = recorder();
     const fw = createFirewall('nftables', { runner: rec.runner, now });
-    const access = { door: 'ssh', source: '10.0.0.2', family: 4 as const, ports: sshDoor.open, until: NOW + 1000 };
-    await expect(fw.open(access)).rejects.toThrow(/not initialised/);
+    await expect(fw.open(ok)).rejects.toThrow(/not initialised/);
+    await expect(fw.list()).rejects.toThrow(/not initialised/);
     await fw.init([sshDoor]);
+    rec.calls.length = 0;
     await fw.shutdown();
-    expect(rec.calls[1].input).toBe('table inet knockwatch {}\ndelete table inet knockwatch\n');
-    await expect(fw.open(access)).rejects.toThrow(/not initialised/);
+    expect(rec.calls.map((c) => c.input)).toEqual(['table inet knockwatch {}\ndelete table inet knockwatch\n']);
+    await expect(fw.open(ok)).rejects.toThrow(/not initialised/);
   });
 
   it('reports a failing nft with command, exit code and stderr', async () => {
     const { fw } = await setup((req) =>
       req.input?.startsWith('add element') ? { exitCode: 1, stderr: 'Error: Could not process rule: Too many open files in system\n' } : undefined,
     );
-    const err = await fw
-      .open({ door: 'ssh', source: '10.0.0.2', family: 4, ports: sshDoor.open, until: NOW + 5000 })
-      .catch((e: unknown) => e);
+    const err = await fw.open({ ...ok, until: NOW + 5000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FirewallCommandError);
     const e = err as FirewallCommandError;
     expect(e.command).toBe('nft -f -');
@@ -152,14 +178,21 @@ describe('nftables adapter commands', () => {
     expect(e.message).toBe('nft -f - failed (exit 1): Error: Could not process rule: Too many open files in system');
   });
 
+  it('a failing init leaves the adapter unusable rather than half-configured', async () => {
+    const rec = recorder((req) => (req.args[0] === 'list' ? { exitCode: 1, stderr: 'Error: boom' } : undefined));
+    const fw = createFirewall('nftables', { runner: rec.runner, now });
+    await expect(fw.init([sshDoor])).rejects.toThrow(/nft list set inet knockwatch timeout_probe failed \(exit 1\): Error: boom/);
+    await expect(fw.open(ok)).rejects.toThrow(/not initialised/);
+  });
+
   it('uses the table name and nft path it is given', async () => {
     const rec = recorder();
     const fw = createFirewall('nftables', { runner: rec.runner, now, table: 'kwtest', binaries: { nft: '/opt/nft' } });
     await fw.init([sshDoor]);
     await fw.list();
-    expect(rec.calls[0].file).toBe('/opt/nft');
+    expect(new Set(rec.calls.map((c) => c.file))).toEqual(new Set(['/opt/nft']));
     expect(rec.calls[0].input).toContain('delete table inet kwtest\n');
-    expect(rec.calls[1].args).toEqual(['list', 'table', 'inet', 'kwtest']);
+    expect(rec.calls.at(-1)?.args).toEqual(['list', 'table', 'inet', 'kwtest']);
     expect(() => createFirewall('nftables', { runner: rec.runner, table: 'a b' })).toThrow(/invalid nftables table name/);
   });
 });

@@ -1,0 +1,44 @@
+// The capture wall clock: anchored to the system clock, advanced monotonically.
+import { describe, expect, it } from 'vitest';
+import { createWallClock, wallClock } from '../../src/capture/live-clock.js';
+
+describe('createWallClock', () => {
+  it('agrees with Date.now() to well under a millisecond', () => {
+    const clock = createWallClock();
+    for (let i = 0; i < 50; i += 1) {
+      const before = Date.now();
+      const t = clock();
+      const after = Date.now();
+      // Date.now() floors to whole ms, so t lies in [before, after + 1).
+      expect(t).toBeGreaterThanOrEqual(before - 0.05);
+      expect(t).toBeLessThan(after + 1.05);
+    }
+  });
+
+  it('never goes backwards and has sub-millisecond resolution', () => {
+    const clock = createWallClock();
+    let last = clock();
+    const fractions = new Set<number>();
+    for (let i = 0; i < 10_000; i += 1) {
+      const t = clock();
+      expect(t).toBeGreaterThanOrEqual(last);
+      fractions.add(Math.round((t % 1) * 1000));
+      last = t;
+    }
+    expect(fractions.size).toBeGreaterThan(10);
+  });
+
+  it('gives the same time from two independently anchored clocks', () => {
+    const a = createWallClock();
+    const b = createWallClock();
+    // Both anchors are brackets around a Date.now() step; a preempted one is discarded.
+    expect(Math.abs(a() - b())).toBeLessThan(0.25);
+  });
+
+  it('shares one process clock', () => {
+    const t1 = wallClock();
+    const t2 = wallClock();
+    expect(t2).toBeGreaterThanOrEqual(t1);
+    expect(Math.abs(t1 - Date.now())).toBeLessThan(2);
+  });
+});
