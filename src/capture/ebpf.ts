@@ -195,6 +195,7 @@ function createStderrSink(logger: CaptureLogger | undefined): { push(chunk: Buff
  * process; unsubscribing stops it (it detaches before exiting) and onExit
  * reports when it is gone. Errors if the loader is missing, fails to start
  * (with its own explanation), exits on its own, or writes a corrupt stream.
+ * Throws at once for options no loader could accept (see loaderArgs).
  */
 export function openEbpfCapture(options: EbpfCaptureOptions): Observable<Frame> {
   const args = loaderArgs(options);
@@ -272,7 +273,12 @@ export function openEbpfCapture(options: EbpfCaptureOptions): Observable<Frame> 
     void child.then((result) => {
       stderr.flush();
       if (!done) {
-        const how = result.signal !== undefined ? `was killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`;
+        const how =
+          result.signal !== undefined
+            ? `was killed by ${result.signal}`
+            : result.exitCode !== undefined
+              ? `exited with code ${result.exitCode}`
+              : 'could not be run';
         const why = errorSummary(stderr.tail()) || result.message;
         try {
           decoder.finish();

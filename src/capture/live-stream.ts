@@ -138,16 +138,16 @@ export function createRecordReader(): RecordReader {
     while (buf.length - p >= RECORD_HEADER_BYTES) {
       const offset = consumed + p;
       const kind = buf[p];
+      if (kind !== RecordKind.OPENED && kind !== RecordKind.FRAME && kind !== RecordKind.ERROR) {
+        throw new CaptureStreamError(`capture stream: unknown record kind ${kind} at byte offset ${offset}`, offset);
+      }
       if (buf[p + 1] !== 0 || buf[p + 2] !== 0 || buf[p + 3] !== 0) {
         throw new CaptureStreamError(`capture stream: reserved header bytes not zero at byte offset ${offset}`, offset);
       }
       const a = view.getUint32(p + 4, true);
       const b = view.getUint32(p + 8, true);
       const time = view.getFloat64(p + 12, true);
-      let bodyLength: number;
-      if (kind === RecordKind.OPENED) bodyLength = 0;
-      else if (kind === RecordKind.FRAME || kind === RecordKind.ERROR) bodyLength = a;
-      else throw new CaptureStreamError(`capture stream: unknown record kind ${kind} at byte offset ${offset}`, offset);
+      const bodyLength = kind === RecordKind.OPENED ? 0 : a;
       if (bodyLength > MAX_RECORD_BODY_BYTES) {
         throw new CaptureStreamError(`capture stream: record body length ${bodyLength} exceeds ${MAX_RECORD_BODY_BYTES} at byte offset ${offset}`, offset);
       }

@@ -90,6 +90,13 @@ export interface Detector {
   finish(emit: Emit): void;
   /** Clean exit at `time`: closes already due expire, the rest close with reason 'shutdown'; all state is dropped. */
   shutdown(time: number, emit: Emit): void;
+  /**
+   * Takes over an access granted earlier (by a detector replaced on config
+   * reload): it is tracked, refreshed and closed like one opened here. Emits
+   * nothing; the caller re-applies the firewall rule. An access already open
+   * for the same door and source keeps the later deadline and its ports.
+   */
+  restore(access: OpenAccess): void;
   /** Deadline of the next close, if any access is open. */
   nextDeadline(): number | undefined;
   openAccesses(): readonly OpenAccess[];
@@ -121,6 +128,8 @@ interface SourceState {
 interface Access {
   readonly door: CompiledDoor;
   readonly source: string;
+  /** The door's open ports, or the subset a restored access still holds. */
+  ports: readonly PortSpec[];
   until: number;
   /** Order in which `until` was last set: breaks ties between equal deadlines. */
   seq: number;
@@ -239,7 +248,7 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
       accesses[access.door.index].delete(access.source);
       closes++;
       if (top.deadline > clock[0]) clock[0] = top.deadline;
-      emit({ type: 'close', time: top.deadline, door: access.door.name, source: access.source, ports: access.door.ports, reason: 'expired' });
+      emit({ type: 'close', time: top.deadline, door: access.door.name, source: access.source, ports: access.ports, reason: 'expired' });
     }
     nextClose = closeHeap.peek()?.deadline ?? Infinity;
   }
@@ -255,16 +264,19 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
 
   function open(emit: Emit, door: CompiledDoor, source: string, t: number): void {
     opens++;
-    const until = t + door.durationMs;
     const existing = accesses[door.index].get(source);
     if (existing !== undefined) {
-      // Packet time never decreases, so neither does the deadline.
+      // Never shorter than before: a restored access may carry a longer deadline.
+      const until = Math.max(t + door.durationMs, existing.until);
       existing.until = until;
       existing.seq = ++seq;
+      // A completed sequence grants every open port of the door, even to a restored access.
+      existing.ports = door.ports;
       emit({ type: 'open', time: t, door: door.name, source, ports: door.ports, until, refreshed: true });
       return;
     }
-    const access: Access = { door, source, until, seq: ++seq };
+    const until = t + door.durationMs;
+    const access: Access = { door, source, ports: door.ports, until, seq: ++seq };
     accesses[door.index].set(source, access);
     closeHeap.push({ deadline: until, seq: access.seq, value: access });
     nextClose = closeHeap.peek()?.deadline ?? Infinity;
@@ -385,13 +397,38 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
         continue;
       }
       closes++;
-      emit({ type: 'close', time: t, door: access.door.name, source: access.source, ports: access.door.ports, reason: 'shutdown' });
+      emit({ type: 'close', time: t, door: access.door.name, source: access.source, ports: access.ports, reason: 'shutdown' });
     }
     nextClose = Infinity;
     for (const m of accesses) m.clear();
     sources.clear();
     oldest = null;
     newest = null;
+  }
+
+  function restore(access: OpenAccess): void {
+    const door = compiled.find((d) => d.name === access.door);
+    if (door === undefined) throw new Error(`detector.restore: no door named '${access.door}' (source ${access.source})`);
+    if (typeof access.until !== 'number' || !Number.isFinite(access.until)) {
+      throw new Error(`detector.restore: until must be a finite packet time, got ${String(access.until)} (door '${access.door}', source ${access.source})`);
+    }
+    access.ports.forEach((p, i) => {
+      if (!door.ports.some((o) => o.port === p.port && o.protocol === p.protocol)) {
+        throw new Error(`detector.restore: ports[${i}] ${p.port}/${p.protocol} is not an open port of door '${door.name}' (source ${access.source})`);
+      }
+    });
+    const existing = accesses[door.index].get(access.source);
+    if (existing !== undefined) {
+      if (access.until > existing.until) {
+        existing.until = access.until;
+        existing.seq = ++seq;
+      }
+      return;
+    }
+    const a: Access = { door, source: access.source, ports: Object.freeze(access.ports.map((p) => Object.freeze({ port: p.port, protocol: p.protocol }))), until: access.until, seq: ++seq };
+    accesses[door.index].set(a.source, a);
+    closeHeap.push({ deadline: a.until, seq: a.seq, value: a });
+    nextClose = closeHeap.peek()?.deadline ?? Infinity;
   }
 
   function nextDeadline(): number | undefined {
@@ -408,7 +445,7 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
   function openAccesses(): readonly OpenAccess[] {
     const out: OpenAccess[] = [];
     for (let d = 0; d < doorCount; d++) {
-      for (const a of accesses[d].values()) out.push({ door: a.door.name, source: a.source, until: a.until, ports: a.door.ports });
+      for (const a of accesses[d].values()) out.push({ door: a.door.name, source: a.source, until: a.until, ports: a.ports });
     }
     return out;
   }
@@ -418,6 +455,7 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     advanceTo,
     finish,
     shutdown,
+    restore,
     nextDeadline,
     openAccesses,
     get stats(): DetectorStats {

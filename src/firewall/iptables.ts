@@ -3,6 +3,7 @@
 // (KNOCKWATCH) in the filter table of each family, jumped to by exactly one
 // rule at the top of INPUT, and two sets per door, kw-<door>-4 / kw-<door>-6
 // (hash:ip,port, per-element timeout). Chain contents:
+//   -i lo -j RETURN                                                       (this host's own clients)
 //   -p P --dport N -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT   (each door port)
 //   -m set --match-set kw-<door>-F src,dst -j ACCEPT                      (each door)
 //   -p P --dport N -j DROP                                                (each door port)
@@ -121,6 +122,7 @@ export function buildIptablesRestore(
   // Declaring a chain under --noflush creates it, or flushes it if it exists.
   const lines = ['*filter', `:${chain} - [0:0]`];
   for (let i = 0; i < options.removeJumps; i++) lines.push(`-D INPUT -j ${chain}`);
+  lines.push(`-A ${chain} -i lo -j RETURN`);
   for (const p of ports) lines.push(`-A ${chain} -p ${p.protocol} --dport ${p.port} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`);
   if (options.withSets) for (const d of doors) lines.push(`-A ${chain} -m set --match-set ${setName(d.name, family)} src,dst -j ACCEPT`);
   for (const p of ports) lines.push(`-A ${chain} -p ${p.protocol} --dport ${p.port} -j DROP`);

@@ -7,6 +7,7 @@
 //   set v4_<door> { type ipv4_addr . inet_proto . inet_service; flags timeout }
 //   set v6_<door> { type ipv6_addr . inet_proto . inet_service; flags timeout }
 //   chain input (hook input, priority filter - 1, policy accept):
+//     from loopback                       -> accept (local clients are not knockers)
 //     door ports, ct established/related  -> accept
 //     saddr . proto . dport in a door set -> accept
 //     door ports otherwise                -> drop
@@ -115,6 +116,9 @@ export function buildNftRuleset(table: string, doors: readonly Door[], setSize: 
     '\tchain input {',
     // Just before the usual filter chains, so our drop comes first.
     '\t\ttype filter hook input priority filter - 1; policy accept;',
+    // Packets from this host itself (including to its own external address)
+    // arrive on lo; the kernel drops outside packets claiming a loopback source.
+    '\t\tiif "lo" accept',
     '\t\tmeta l4proto . th dport @ports ct state established,related accept',
   );
   for (const door of doors) {

@@ -12,7 +12,7 @@ export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, 
 
 /** IPv6 extension headers the builders can insert, in the order given. */
 export type Ipv6Extension =
-  /** `size`: total bytes, a multiple of 8 (default 8). Filled with a PadN option. */
+  /** `size`: total bytes, a multiple of 8 (default 8). Filled with one option a receiver skips. */
   | { readonly type: 'hop-by-hop' | 'destination'; readonly size?: number }
   /** Experimental routing type 253 with segments left 0, so a receiver skips it. */
   | { readonly type: 'routing'; readonly size?: number }
@@ -154,8 +154,11 @@ function writeExtension(b: Uint8Array, at: number, e: Ipv6Extension, size: numbe
   switch (e.type) {
     case 'hop-by-hop':
     case 'destination':
+      // One option fills the rest of the header. Linux drops more than 7 bytes
+      // of padding in a row, so larger headers carry the experimental option
+      // 0x1e (RFC 4727; its top bits say "skip if unknown") instead of PadN.
       b[at + 1] = size / 8 - 1;
-      b[at + 2] = 1; // PadN option covering the rest of the header
+      b[at + 2] = size === 8 ? 1 : 0x1e;
       b[at + 3] = size - 4;
       break;
     case 'routing':

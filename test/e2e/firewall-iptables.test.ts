@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describeLab } from '../support/lab.js';
 import { createLab, LAB_V4, LAB_V6, type Lab } from '../../src/lab/netns.js';
 import { createFirewall, FirewallCommandError, type Access, type FirewallAdapter } from '../../src/firewall/index.js';
-import { DOOR_PORT, OTHER_PORT, holdAcrossExpiry, inServer, probe, startEchoServer, testDoor } from './firewall-support.js';
+import { DOOR_PORT, LOCAL_PROBES, OTHER_PORT, holdAcrossExpiry, inServer, probe, startEchoServer, testDoor } from './firewall-support.js';
 
 const v4 = { host: LAB_V4.server, port: DOOR_PORT, from: LAB_V4.client };
 const v4Other = { ...v4, from: LAB_V4.extra };
@@ -55,8 +55,9 @@ describeLab('iptables + ipset firewall (namespace lab, real tools)', () => {
     await lab?.destroy();
   });
 
-  it('before any open, the door port drops new connections; other ports are untouched', async () => {
+  it('before any open, the door port drops new connections; other ports and local clients are untouched', async () => {
     expect(await probe(lab, [v4, v4Other, v4OtherPort, v6])).toEqual(['timeout', 'timeout', 'open', 'timeout']);
+    expect(await probe(lab, LOCAL_PROBES, lab.server)).toEqual(['open', 'open', 'open']);
     expect(await rulesOf(lab, 'iptables', 'INPUT')).toEqual(['-A INPUT -j KNOCKWATCH', '-A INPUT -j FOREIGN']);
     expect(await rulesOf(lab, 'ip6tables', 'INPUT')).toEqual(['-A INPUT -j KNOCKWATCH']);
   });
@@ -113,6 +114,7 @@ describeLab('iptables + ipset firewall (namespace lab, real tools)', () => {
     expect(await rulesOf(lab, 'iptables', 'INPUT')).toEqual(['-A INPUT -j KNOCKWATCH', '-A INPUT -j FOREIGN']);
     expect(await rulesOf(lab, 'ip6tables', 'INPUT')).toEqual(['-A INPUT -j KNOCKWATCH']);
     expect(await rulesOf(lab, 'iptables', 'KNOCKWATCH')).toEqual([
+      '-A KNOCKWATCH -i lo -j RETURN',
       `-A KNOCKWATCH -p tcp -m tcp --dport ${DOOR_PORT} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
       '-A KNOCKWATCH -m set --match-set kw-ssh-4 src,dst -j ACCEPT',
       `-A KNOCKWATCH -p tcp -m tcp --dport ${DOOR_PORT} -j DROP`,

@@ -9,7 +9,7 @@ import { describeLab } from '../support/lab.js';
 import { createLab, LAB_V4, LAB_V6, type Lab } from '../../src/lab/netns.js';
 import { createFirewall, FirewallCommandError, type Access, type FirewallAdapter } from '../../src/firewall/index.js';
 import { parseNftDuration } from '../../src/firewall/nftables.js';
-import { DOOR_PORT, OTHER_PORT, holdAcrossExpiry, inServer, probe, sleep, startEchoServer, testDoor } from './firewall-support.js';
+import { DOOR_PORT, LOCAL_PROBES, OTHER_PORT, holdAcrossExpiry, inServer, probe, sleep, startEchoServer, testDoor } from './firewall-support.js';
 
 const v4 = { host: LAB_V4.server, port: DOOR_PORT, from: LAB_V4.client };
 const v4Other = { ...v4, from: LAB_V4.extra };
@@ -59,8 +59,9 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
     await lab?.destroy();
   });
 
-  it('before any open, the door port drops new connections; other ports are untouched', async () => {
+  it('before any open, the door port drops new connections; other ports and local clients are untouched', async () => {
     expect(await probe(lab, [v4, v4Other, v4OtherPort, v6])).toEqual(['timeout', 'timeout', 'open', 'timeout']);
+    expect(await probe(lab, LOCAL_PROBES, lab.server)).toEqual(['open', 'open', 'open']);
   });
 
   it('open admits exactly that source; the KERNEL ends it with nobody calling close; an established connection survives', async () => {
@@ -118,7 +119,7 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
     const sets = await inServer(lab, ['nft', 'list', 'sets', 'inet']);
     expect([...sets.matchAll(/^\s*set (\S+) \{/gm)].map((m) => m[1]).sort()).toEqual(['ports', 'v4_ssh', 'v6_ssh']);
     const chain = await inServer(lab, ['nft', 'list', 'chain', 'inet', 'knockwatch', 'input']);
-    expect(chain.match(/ (accept|drop)$/gm)).toHaveLength(4);
+    expect(chain.match(/ (accept|drop)$/gm)).toHaveLength(5);
     expect(await probe(lab, [v4])).toEqual(['timeout']);
   });
 

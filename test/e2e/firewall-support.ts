@@ -1,7 +1,7 @@
 // Helpers for the firewall end-to-end tests: an echo service in the server
 // namespace and connection probes run from the client namespace. All traffic
 // stays between the lab's own addresses.
-import type { Lab } from '../../src/lab/netns.js';
+import { LAB_V4, type Lab, type LabHost } from '../../src/lab/netns.js';
 import type { Door } from '../../src/types.js';
 
 /** The protected port, and a port no door mentions (must never be affected). */
@@ -58,9 +58,9 @@ const one = (p) => new Promise((res) => {
 });
 Promise.all(probes.map(one)).then((r) => console.log(JSON.stringify(r)));`;
 
-/** Try TCP connections from the client namespace (in parallel): 'open', 'timeout' (dropped) or an error code. */
-export async function probe(lab: Lab, probes: readonly Probe[]): Promise<ProbeResult[]> {
-  const r = await lab.run(lab.client, ['node', '-e', PROBE_SCRIPT, JSON.stringify([probes, PROBE_TIMEOUT_MS])]);
+/** Try TCP connections (in parallel) from the client namespace, or another: 'open', 'timeout' (dropped) or an error code. */
+export async function probe(lab: Lab, probes: readonly Probe[], host: LabHost = lab.client): Promise<ProbeResult[]> {
+  const r = await lab.run(host, ['node', '-e', PROBE_SCRIPT, JSON.stringify([probes, PROBE_TIMEOUT_MS])]);
   if (r.exitCode !== 0) throw new Error(`probe failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as ProbeResult[];
 }
@@ -111,5 +111,12 @@ export async function inServer(lab: Lab, argv: readonly string[]): Promise<strin
   if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} failed (${r.exitCode}): ${r.stderr}`);
   return r.stdout;
 }
+
+/** Connections the server makes to itself (they arrive on lo): never blocked. */
+export const LOCAL_PROBES: readonly Probe[] = [
+  { host: '127.0.0.1', port: DOOR_PORT, from: '127.0.0.1' },
+  { host: LAB_V4.server, port: DOOR_PORT, from: LAB_V4.server },
+  { host: '::1', port: DOOR_PORT, from: '::1' },
+];
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -166,3 +166,48 @@ describe('detector: shutdown', () => {
     expect(c.take()).toEqual([]);
   });
 });
+
+describe('detector: restore (config reload)', () => {
+  const doors = [door({ open: [{ port: 22, protocol: 'tcp' }, { port: 2222, protocol: 'tcp' }] })];
+
+  it('tracks a carried access and closes it at its deadline with the ports it holds', () => {
+    const detector = createDetector(doors);
+    const c = collector();
+    detector.restore({ door: 'ssh', source: A, until: 5000, ports: tcp(2222) });
+    expect(detector.openAccesses()).toEqual([{ door: 'ssh', source: A, until: 5000, ports: tcp(2222) }]);
+    expect(detector.nextDeadline()).toBe(5000);
+    detector.advanceTo(4999, c.emit);
+    expect(c.take()).toEqual([]);
+    detector.advanceTo(5000, c.emit);
+    expect(c.take()).toEqual([`5000 close ssh ${A} expired`]);
+    expect(detector.stats.closes).toBe(1);
+  });
+
+  it('a completed sequence refreshes a restored access: all door ports, never a shorter deadline', () => {
+    const detector = createDetector(doors);
+    const got: Decision[] = [];
+    detector.restore({ door: 'ssh', source: A, until: 100_000, ports: tcp(2222) });
+    for (const ev of series(A, [1234, 5678, 9012], 0, 10)) detector.onKnock(ev, (d) => got.push(d));
+    expect(got.filter((d) => d.type === 'open')).toMatchObject([{ refreshed: true, until: 100_000 }]);
+    for (const ev of series(A, [1234, 5678, 9012], 90_000, 10)) detector.onKnock(ev, (d) => got.push(d));
+    detector.finish((d) => got.push(d));
+    const closes = got.filter((d) => d.type === 'close');
+    expect(closes).toMatchObject([{ time: 120_020, ports: tcp(22, 2222) }]);
+  });
+
+  it('refuses an unknown door, a port the door does not open and a bad deadline', () => {
+    const detector = createDetector(doors);
+    expect(() => detector.restore({ door: 'web', source: A, until: 1, ports: tcp(22) })).toThrow(/no door named 'web' \(source 10\.0\.0\.1\)/);
+    expect(() => detector.restore({ door: 'ssh', source: A, until: 1, ports: tcp(80) })).toThrow(/ports\[0\] 80\/tcp is not an open port of door 'ssh'/);
+    expect(() => detector.restore({ door: 'ssh', source: A, until: Number.NaN, ports: tcp(22) })).toThrow(/until must be a finite packet time, got NaN/);
+    expect(detector.openAccesses()).toEqual([]);
+  });
+
+  it('shutdown closes restored accesses too', () => {
+    const detector = createDetector(doors);
+    const c = collector();
+    detector.restore({ door: 'ssh', source: B, until: 50_000, ports: tcp(22) });
+    detector.shutdown(1000, c.emit);
+    expect(c.take()).toEqual([`1000 close ssh ${B} shutdown`]);
+  });
+});

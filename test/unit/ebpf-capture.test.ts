@@ -46,10 +46,10 @@ describe('openEbpfCapture with a fake loader', () => {
     const loader = fakeLoader(
       'normal',
       `require('node:fs').writeFileSync(${JSON.stringify(argsFile)}, JSON.stringify(argv));
+process.on('SIGTERM', () => { out('${hex(counterRecord({ seen: 120, candidates: 3, events: 1, drops: 0 }))}'); process.exit(0); });
 out('${hex(readyRecord([{ name: 'kw0', ifindex: 4, linkType: 1 }]))}');
 out('${hex(frameRecord({ timeNs: 1_700_000_000_000_000_000n, wireLength: 54, ifindex: 4, linkType: 1, data: packet }))}');
 out('${hex(counterRecord({ seen: 100, candidates: 3, events: 1, drops: 0 }))}');
-process.on('SIGTERM', () => { out('${hex(counterRecord({ seen: 120, candidates: 3, events: 1, drops: 0 }))}'); process.exit(0); });
 setInterval(() => {}, 1000);`,
     );
     let ready: readonly EbpfInterface[] | undefined;
@@ -127,6 +127,19 @@ setInterval(() => {}, 1000);`,
     await expect(
       firstValueFrom(openEbpfCapture({ interfaces: 'kw0', steps, loaderPath: join(dir, 'absent') })),
     ).rejects.toThrow(/loader .*absent not found; build it with `npm run build:ebpf`/);
+  });
+
+  it('errors when the loader file cannot be executed', async () => {
+    const path = join(dir, 'plain');
+    writeFileSync(path, '');
+    chmodSync(path, 0o644);
+    await expect(firstValueFrom(openEbpfCapture({ interfaces: 'kw0', steps, loaderPath: path }))).rejects.toThrow(
+      /loader .*plain is not executable \(EACCES\)/,
+    );
+    // A directory passes the access check but cannot be spawned.
+    await expect(firstValueFrom(openEbpfCapture({ interfaces: 'kw0', steps, loaderPath: dir }))).rejects.toThrow(
+      /eBPF capture failed to start: loader could not be run: .*EACCES/,
+    );
   });
 
   it('delivers many frames split across pipe chunks in order', async () => {

@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { createFirewall, DoorCommandError } from '../../src/firewall/index.js';
-import { expandCommand } from '../../src/firewall/commands.js';
+import { expandCommand, runDoorCommand } from '../../src/firewall/commands.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createSerializer } from '../../src/firewall/serial.js';
 import { createRunner, formatCommand, runChecked, FirewallCommandError, type CommandRequest } from '../../src/firewall/run.js';
 import type { FirewallKind } from '../../src/types.js';
 import { recorder, sshDoor, webDoor } from './firewall-support.js';
 
 const NOW = 1_700_000_000_000;
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe('door commands', () => {
   const ctx = { door: 'web', source: 'fd00::2', ports: webDoor.open };
@@ -22,6 +26,33 @@ describe('door commands', () => {
   });
   it('keeps every argument one argument (no shell splitting)', () => {
     expect(expandCommand(['echo', '$(id); rm -rf / %IP%'], ctx)).toEqual([['echo', '$(id); rm -rf / fd00::2']]);
+  });
+});
+
+describe('door commands with real processes', () => {
+  const ctx = { door: 'web', source: '10.0.0.2', ports: webDoor.open };
+  const append = "require('node:fs').appendFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)) + '\\n')";
+  it('pass each substituted argument verbatim, once per port', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kwcmd-'));
+    try {
+      const out = join(dir, 'log');
+      await runDoorCommand(createRunner(), 'start', [process.execPath, '-e', append, out, '%IP%', '%PROTO%/%PORT%', '"; rm -rf $HOME'], ctx, silent);
+      expect((await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[])).toEqual([
+        ['10.0.0.2', 'tcp/443', '"; rm -rf $HOME'],
+        ['10.0.0.2', 'tcp/2222', '"; rm -rf $HOME'],
+        ['10.0.0.2', 'udp/53', '"; rm -rf $HOME'],
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('are killed at their time limit and reported', async () => {
+    const err = await runDoorCommand(createRunner(), 'stop', [process.execPath, '-e', 'setTimeout(() => {}, 10000)'], ctx, silent, 300).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DoorCommandError);
+    expect((err as DoorCommandError).phase).toBe('stop');
+    expect((err as DoorCommandError).message).toMatch(/door 'web' stop command failed: .* failed \(exit -1\): timed out after 300 ms/);
   });
 });
 

@@ -52,6 +52,7 @@ describe('iptables helpers', () => {
       ':KNOCKWATCH - [0:0]',
       '-D INPUT -j KNOCKWATCH',
       '-D INPUT -j KNOCKWATCH',
+      '-A KNOCKWATCH -i lo -j RETURN',
       '-A KNOCKWATCH -p tcp --dport 443 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
       '-A KNOCKWATCH -p tcp --dport 2222 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
       '-A KNOCKWATCH -p udp --dport 53 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',

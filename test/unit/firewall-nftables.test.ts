@@ -33,8 +33,9 @@ describe('nftables ruleset', () => {
   it('lists each protected port once, and puts every accept before the drop', () => {
     expect(text).toContain('elements = { tcp . 2222, tcp . 443, udp . 53 }');
     const chain = text.slice(text.indexOf('chain input'));
-    const rules = chain.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('meta') || l.startsWith('ip'));
+    const rules = chain.split('\n').map((l) => l.trim()).filter((l) => /^(meta|ip|iif)/.test(l));
     expect(rules).toEqual([
+      'iif "lo" accept',
       'meta l4proto . th dport @ports ct state established,related accept',
       'ip saddr . meta l4proto . th dport @v4_ssh accept',
       'ip6 saddr . meta l4proto . th dport @v6_ssh accept',
