@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-const dist = process.env.KW_DIST ?? new URL('../dist/', import.meta.url).pathname;
+const dist = process.env.KNOCKWATCH_DIST ?? new URL('../dist/', import.meta.url).pathname;
 const { readCaptureFile } = await import(pathToFileURL(join(dist, 'capture/file.js')).href);
 const { writePcap, writePcapng } = await import(pathToFileURL(join(dist, 'capture/write.js')).href);
 

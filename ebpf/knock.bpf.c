@@ -203,8 +203,12 @@ static __always_inline int wanted(void *data, void *data_end, int has_l2)
 			bpf_map_update_elem(&active, &src, &one, BPF_ANY);
 		return 1;
 	}
-	/* Deleting is the test: only one CPU can succeed, so the reset packet is
+	/* A lockless lookup first: most packets come from sources that never
+	 * knocked, and a delete takes the bucket lock. Then deleting is the test:
+	 * only one CPU can succeed, so the packet that resets a source is
 	 * delivered exactly once even when several arrive at the same time. */
+	if (!bpf_map_lookup_elem(&active, &src))
+		return 0;
 	return bpf_map_delete_elem(&active, &src) == 0;
 }
 

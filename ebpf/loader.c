@@ -21,6 +21,9 @@
  * stderr carries one human line per message, prefixed "info: ", "warn: " or
  * "error: ".
  *
+ * An interface that is deleted and created again (a VPN restarting) is
+ * attached again at the next counters tick.
+ *
  * It stops, detaching what it attached, on SIGINT, SIGTERM, SIGHUP, end of
  * stdin (the daemon died) or a closed stdout. tc filters outlive a killed
  * process, so a start first replaces any filter left at our fixed
@@ -68,6 +71,7 @@ struct iface {
 	int ifindex;
 	int link; /* KW_LINK_* */
 	int attached;
+	int gone; /* deleted, or attaching again failed */
 	struct bpf_link *xdp;
 };
 
@@ -358,6 +362,41 @@ static void explain_load_error(int err)
 		    strerror(-err), verbose ? "" : "; rerun with --verbose for the verifier log");
 }
 
+static unsigned int prog_id(const struct bpf_program *prog)
+{
+	struct bpf_prog_info info;
+	unsigned int len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) < 0)
+		return 0;
+	return info.id;
+}
+
+/* Program id of the filter at our handle/priority on f's ingress, or 0. */
+static unsigned int our_filter(struct iface *f)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, query, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
+	libbpf_quiet = 1; /* "no such filter" is the usual answer */
+	int err = bpf_tc_query(&hook, &query);
+	libbpf_quiet = 0;
+	return err == 0 ? query.prog_id : 0;
+}
+
+/* XDP mode: a tc filter left by a killed tc-mode run would keep running. */
+static void remove_stale_tc(struct iface *f)
+{
+	unsigned int stale = our_filter(f);
+	if (!stale)
+		return;
+	msg("info", "removing a knockwatch tc filter left on %s by an earlier run (prog id %u)", f->name, stale);
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
+	int err = bpf_tc_detach(&hook, &opts);
+	if (err)
+		msg("warn", "cannot remove the stale tc filter from %s: %s", f->name, strerror(-err));
+}
+
 static int attach_tc(struct iface *f, int prog_fd, unsigned int our_prog_id)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
@@ -370,12 +409,9 @@ static int attach_tc(struct iface *f, int prog_fd, unsigned int our_prog_id)
 			    f->name, strerror(-err));
 		return -1;
 	}
-	LIBBPF_OPTS(bpf_tc_opts, query, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
-	libbpf_quiet = 1;
-	err = bpf_tc_query(&hook, &query);
-	libbpf_quiet = 0;
-	if (err == 0 && query.prog_id != our_prog_id)
-		msg("info", "replacing a knockwatch tc filter left on %s by an earlier run (prog id %u)", f->name, query.prog_id);
+	unsigned int stale = our_filter(f);
+	if (stale && stale != our_prog_id)
+		msg("info", "replacing a knockwatch tc filter left on %s by an earlier run (prog id %u)", f->name, stale);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY, .prog_fd = prog_fd,
 		    .flags = BPF_TC_F_REPLACE);
 	err = bpf_tc_attach(&hook, &opts);
@@ -389,19 +425,68 @@ static int attach_tc(struct iface *f, int prog_fd, unsigned int our_prog_id)
 
 static void detach_tc(struct iface *f, unsigned int our_prog_id)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, query, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
 	/* A newer run may have replaced our filter: leave its filter alone. The
 	 * clsact qdisc itself stays; other tools may share it. */
-	libbpf_quiet = 1;
-	int err = bpf_tc_query(&hook, &query);
-	libbpf_quiet = 0;
-	if (err != 0 || query.prog_id != our_prog_id)
+	unsigned int there = our_filter(f);
+	if (!there || there != our_prog_id)
 		return;
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = f->ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KW_TC_HANDLE, .priority = KW_TC_PRIORITY);
-	err = bpf_tc_detach(&hook, &opts);
+	int err = bpf_tc_detach(&hook, &opts);
 	if (err)
 		msg("warn", "cannot detach the tc filter from %s: %s", f->name, strerror(-err));
+}
+
+static struct bpf_program *program_for(struct knock_bpf *skel, const struct iface *f, int xdp)
+{
+	if (xdp)
+		return f->link == KW_LINK_ETHERNET ? skel->progs.knock_xdp_eth : skel->progs.knock_xdp_raw;
+	return f->link == KW_LINK_ETHERNET ? skel->progs.knock_tc_eth : skel->progs.knock_tc_raw;
+}
+
+static int attach_one(struct knock_bpf *skel, struct iface *f, int xdp)
+{
+	struct bpf_program *prog = program_for(skel, f, xdp);
+	if (!xdp)
+		return attach_tc(f, bpf_program__fd(prog), prog_id(prog));
+	remove_stale_tc(f);
+	f->xdp = bpf_program__attach_xdp(prog, f->ifindex);
+	if (!f->xdp) {
+		msg("error", "cannot attach XDP on %s: %s (another XDP program attached?)", f->name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Counters tick: attach again to interfaces that were deleted and created
+ * anew (new ifindex, or our tc filter gone with the old device). A filter
+ * of another program at our handle means a newer run took over: left alone. */
+static void reattach(struct knock_bpf *skel, int xdp)
+{
+	for (int i = 0; i < n_ifaces; i++) {
+		struct iface *f = &ifaces[i];
+		int index = (int)if_nametoindex(f->name);
+		if (index == 0) {
+			if (!f->gone)
+				msg("warn", "interface %s disappeared; it is attached again if it comes back", f->name);
+			f->gone = 1;
+			continue;
+		}
+		if (index == f->ifindex && !f->gone && (xdp || our_filter(f) != 0))
+			continue;
+		if (f->xdp) {
+			bpf_link__destroy(f->xdp);
+			f->xdp = NULL;
+		}
+		f->ifindex = index;
+		f->attached = 0;
+		if (attach_one(skel, f, xdp) == 0) {
+			f->gone = 0;
+			msg("info", "attached again to %s (ifindex %d)", f->name, index);
+		} else {
+			f->gone = 1; /* retried at the next tick */
+		}
+	}
 }
 
 static void usage(void)
@@ -569,24 +654,8 @@ int main(int argc, char **argv)
 	fcntl(STDOUT_FILENO, F_SETFL, fcntl(STDOUT_FILENO, F_GETFL) | O_NONBLOCK);
 
 	int rc = 0;
-	for (int i = 0; i < n_ifaces && rc == 0; i++) {
-		struct iface *f = &ifaces[i];
-		struct bpf_program *prog = xdp ? (f->link == KW_LINK_ETHERNET ? skel->progs.knock_xdp_eth : skel->progs.knock_xdp_raw)
-					       : (f->link == KW_LINK_ETHERNET ? skel->progs.knock_tc_eth : skel->progs.knock_tc_raw);
-		if (xdp) {
-			f->xdp = bpf_program__attach_xdp(prog, f->ifindex);
-			if (!f->xdp) {
-				msg("error", "cannot attach XDP on %s: %s (another XDP program attached?)", f->name, strerror(errno));
-				rc = 1;
-			}
-		} else {
-			struct bpf_prog_info info;
-			unsigned int len = sizeof(info);
-			memset(&info, 0, sizeof(info));
-			bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len);
-			rc = attach_tc(f, bpf_program__fd(prog), info.id) < 0;
-		}
-	}
+	for (int i = 0; i < n_ifaces && rc == 0; i++)
+		rc = attach_one(skel, &ifaces[i], xdp) < 0;
 	mono_to_real_ns = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
 	if (rc == 0 && put_ready() < 0)
 		rc = 1;
@@ -623,6 +692,7 @@ int main(int argc, char **argv)
 			ring_buffer__consume(rb);
 		if (now_ns(CLOCK_MONOTONIC) >= next_stats) {
 			next_stats += stats_ms * 1000000LL;
+			reattach(skel, xdp);
 			put_counters(skel);
 		}
 		flush_out();
@@ -632,13 +702,8 @@ int main(int argc, char **argv)
 		struct iface *f = &ifaces[i];
 		if (f->xdp) {
 			bpf_link__destroy(f->xdp);
-		} else if (f->attached) {
-			struct bpf_prog_info info;
-			unsigned int len = sizeof(info);
-			memset(&info, 0, sizeof(info));
-			bpf_obj_get_info_by_fd(bpf_program__fd(f->link == KW_LINK_ETHERNET ? skel->progs.knock_tc_eth : skel->progs.knock_tc_raw),
-					       &info, &len);
-			detach_tc(f, info.id);
+		} else if (f->attached && !f->gone) {
+			detach_tc(f, prog_id(program_for(skel, f, 0)));
 		}
 	}
 	/* Deliver what was already queued and the final counters, unless stdout is gone. */

@@ -7,10 +7,12 @@
 //
 // Interface `any`: tc attaches to real interfaces, so the loader attaches to
 // every non-loopback interface that is up when it starts (interfaces created
-// later are not watched). Frames arrive as Ethernet (link type 1) or, from
-// tun/WireGuard devices, raw IP (101). At tc ingress the kernel has already
-// moved the outer VLAN tag out of the packet bytes, so frames show at most the
-// inner tag of a QinQ pair.
+// later are not watched); an attached interface that is deleted and created
+// again is attached again within a counters interval. Frames arrive as
+// Ethernet (link type 1) or, from tun/WireGuard devices, raw IP (101), with
+// at most the first 256 bytes captured (origLength has the wire length). At
+// tc ingress the kernel has already moved the outer VLAN tag out of the
+// packet bytes, so frames show at most the inner tag of a QinQ pair.
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -70,7 +72,7 @@ export interface EbpfExit {
 
 const LOADER_NAME = 'knockwatch-ebpf';
 const BUILD_HINT =
-  'build it with `npm run build:ebpf` (Debian packages: clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev make gcc)';
+  'build it with `npm run build:ebpf` (Debian packages: clang libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev make gcc)';
 /** stderr kept for error messages. */
 const STDERR_TAIL_BYTES = 8192;
 const KILL_GRACE_MS = 3000;

@@ -1,7 +1,9 @@
 // Capture files as an Observable of frames: classic pcap (µs and ns, either
 // byte order) and pcapng, from a path, from stdin ('-'), from any readable
-// stream or from bytes in memory. Reading streams in large chunks and emits
-// synchronously inside each chunk: no promise or closure per packet.
+// stream or from bytes in memory. Input is read in large chunks and frames are
+// emitted synchronously inside each chunk: no promise or closure per packet.
+// Frames are views into those chunks (1 MiB by default): whoever keeps bytes
+// for long should copy them, or a whole chunk stays in memory.
 import { close, fstat, open, read } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Observable, type Subscriber } from 'rxjs';
@@ -161,7 +163,9 @@ export function readCaptureStream(stream: Readable | NodeJS.ReadableStream, name
     stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('error', onError);
-    stream.resume();
+    // A stream that already ended will not say so again.
+    if ((stream as Readable).readableEnded) onEnd();
+    else stream.resume();
     return detach;
   });
 }

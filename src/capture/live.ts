@@ -13,7 +13,14 @@
 //    a few hundred microseconds from send to handler), not after libpcap's
 //    1 s block timeout.
 //  - cap always opens in promiscuous mode with a 65535-byte snaplen; the
-//    `snaplen` option only limits how much of each packet is kept.
+//    `snaplen` option only limits how much of each packet is kept. In
+//    immediate mode libpcap uses TPACKET_V2: one fixed ring slot per packet,
+//    sized for that snaplen (`ss -0 -e` shows frm_size 65616, one per
+//    131072-byte block). So the ring holds bufferSize / 64 KiB packets and
+//    pins twice bufferSize of kernel memory. A 200 k-datagram UDP burst at
+//    45-115 k packets/s on a loaded 2-core VM: 4 MiB delivered 14-17 %,
+//    32 MiB 92-93 %, 128 MiB 98-100 %. Default 32 MiB: 512 packets of slack,
+//    64 MiB pinned.
 //  - Frames are stamped when the handler runs (cap has no packet timestamps).
 //  - On `any`, frames are Linux cooked v1 (LINKTYPE_LINUX_SLL, 113).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -34,7 +41,7 @@ export interface LiveCaptureOptions {
   readonly filter: string;
   /** Bytes of each packet kept in its Frame (1-65535, default 65535). */
   readonly snaplen?: number;
-  /** Kernel capture ring size in bytes (default 4 MiB). */
+  /** Kernel capture ring size in bytes (default 32 MiB: 512 packets, see above). */
   readonly bufferSize?: number;
   /**
    * Stamps frames with this clock when they arrive in this process, instead
@@ -49,7 +56,7 @@ export interface LiveCaptureOptions {
 }
 
 export const DEFAULT_SNAPLEN = 65_535;
-export const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024;
 /** Kinds for which retrying the same open cannot help. */
 export const FATAL_CAPTURE_ERRORS: readonly LiveCaptureErrorKind[] = ['permission', 'filter', 'addon'];
 

@@ -187,6 +187,7 @@ function* packPcapng(frames: Iterable<WritableFrame>, options: PcapngWriteOption
     const tsresol = iface.tsresol ?? 6;
     if (!Number.isInteger(tsresol) || tsresol < 0 || tsresol > 0xff) throw new RangeError(`interface ${i}: tsresol ${tsresol} is not a byte`);
     perSec.push(tsresol & 0x80 ? 2 ** (tsresol & 0x7f) : 10 ** tsresol);
+    if (iface.tsoffset !== undefined && !Number.isSafeInteger(iface.tsoffset)) throw new RangeError(`interface ${i}: tsoffset ${iface.tsoffset} is not a whole number of seconds`);
     const hasOffset = iface.tsoffset !== undefined && iface.tsoffset !== 0;
     const len = 20 + 8 + (hasOffset ? 12 : 0) + 4; // header, tsresol, [tsoffset], endofopt, trailer
     if (!p.fits(len)) yield p.take();

@@ -12,11 +12,17 @@ export interface Transcript {
   check(what: string, ok: boolean, detail: string): boolean;
   /** Plain text without a stamp (explanations). */
   note(text: string): void;
+  /** Print nothing more (after an interruption the rest is noise). */
+  silence(): void;
   readonly failures: readonly string[];
 }
 
-export function createTranscript(write: (text: string) => void = (t) => process.stdout.write(t)): Transcript {
+export function createTranscript(out: (text: string) => void = (t) => process.stdout.write(t)): Transcript {
   const start = performance.now();
+  let silent = false;
+  const write = (text: string): void => {
+    if (!silent) out(text);
+  };
   const failures: string[] = [];
   const stamp = (): string => `[${((performance.now() - start) / 1000).toFixed(2).padStart(6)}s]`;
   return {
@@ -33,6 +39,9 @@ export function createTranscript(write: (text: string) => void = (t) => process.
     },
     note(text) {
       write(`${text}\n`);
+    },
+    silence() {
+      silent = true;
     },
     failures,
   };

@@ -1,10 +1,11 @@
 // Rules that relate several values: within a door (gap vs window, open ports
-// vs knock ports) and between doors (names, sequences). They run on every
-// field that parsed on its own, so they report alongside shape errors
-// instead of waiting for those to be fixed first.
+// vs knock ports, neighbouring or repeated steps) and between doors (names,
+// sequences). They run on every field that parsed on its own, so they report
+// alongside shape errors instead of waiting for those to be fixed first.
 import type { z } from 'zod';
 import type { PortSpec } from '../types.js';
 import { formatPort } from '../types.js';
+import { sequenceHazards } from '../ports.js';
 import { formatDuration } from './duration.js';
 import { formatPath, type PathSegment } from './errors.js';
 import { samePort } from './port.js';
@@ -54,6 +55,11 @@ function checkDoor(d: PartialDoor): PathProblem[] {
       path: at('gap'),
       message: `gap ${formatDuration(d.gapMs)} is larger than window ${formatDuration(d.windowMs)}`,
     });
+  }
+  if (d.sequence !== undefined) {
+    // The detector refuses these doors at start; report them here instead, so
+    // check-config catches them. One rule and wording for both (src/ports.ts).
+    for (const h of sequenceHazards(d.sequence)) out.push({ path: at('sequence', h.index), message: h.message });
   }
   if (d.open !== undefined) {
     d.open.forEach((p, i) => {

@@ -8,7 +8,8 @@
 // - it never throws: every read is preceded by a bounds check instead of a
 //   try/catch, and bad input only bumps a counter;
 // - it allocates nothing for packets that are not knocks, and for knocks only
-//   the event, its two address strings and (non-empty) payload view;
+//   the event, the source address text (the destination's is reused while it
+//   repeats, see destination4) and a payload view when there is a payload;
 // - time comes from the frame, never from the clock.
 import type { Frame, KnockEvent } from '../types.js';
 import { formatIPv4, formatIPv6 } from './address.js';
@@ -66,30 +67,31 @@ export function decodeFrame(frame: Frame, stats: DecodeStats): KnockEvent | unde
   const d = frame.data;
   const len = d.length;
   switch (frame.linkType) {
-    case 1: // Ethernet: dst(6) src(6) type(2)
+    // Literal cases (see link-types.ts for the names) keep this a jump table.
+    case 1: // ETHERNET: dst(6) src(6) type(2)
       if (len < 14) return malformed(stats, 'ethernet-truncated');
       return etherType(frame, (d[12] << 8) | d[13], 14, stats);
-    case 113: // Linux SLL: packet type(2) arphrd(2) addr len(2) addr(8) protocol(2)
+    case 113: // LINUX_SLL: packet type(2) arphrd(2) addr len(2) addr(8) protocol(2)
       if (len < 16) return malformed(stats, 'sll-truncated');
       if (((d[0] << 8) | d[1]) === PACKET_OUTGOING) return ignored(stats, 'outgoing');
       return etherType(frame, (d[14] << 8) | d[15], 16, stats);
-    case 276: // Linux SLL2: protocol(2) reserved(2) ifindex(4) arphrd(2) packet type(1) addr len(1) addr(8)
+    case 276: // LINUX_SLL2: protocol(2) reserved(2) ifindex(4) arphrd(2) packet type(1) addr len(1) addr(8)
       if (len < 20) return malformed(stats, 'sll2-truncated');
       if (d[10] === PACKET_OUTGOING) return ignored(stats, 'outgoing');
       return etherType(frame, (d[0] << 8) | d[1], 20, stats);
-    case 101:
-    case 12:
-    case 14:
+    case 101: // RAW
+    case 12: // DLT_RAW on BSDs
+    case 14: // DLT_RAW on OpenBSD
       if (len < 1) return malformed(stats, 'raw-truncated');
       return ipByVersion(frame, 0, stats);
-    case 228:
+    case 228: // IPV4
       return ipv4(frame, 0, stats);
-    case 229:
+    case 229: // IPV6
       return ipv6(frame, 0, stats);
-    case 0: // BSD NULL: address family in the capturing host's byte order; try both.
+    case 0: // NULL (BSD loopback): address family in the capturing host's byte order; try both.
       if (len < 4) return malformed(stats, 'null-truncated');
       return afPayload(frame, familyOf(d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) || familyOf((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]), stats);
-    case 108: // OpenBSD LOOP: address family in network byte order.
+    case 108: // LOOP (OpenBSD loopback): address family in network byte order.
       if (len < 4) return malformed(stats, 'loop-truncated');
       return afPayload(frame, familyOf((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]), stats);
     default:

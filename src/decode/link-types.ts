@@ -21,12 +21,5 @@ export const LinkType = {
 
 export type LinkTypeValue = (typeof LinkType)[keyof typeof LinkType];
 
-/** Address family numbers found in NULL/LOOP headers: AF_INET6 differs between BSDs. */
-export const AF_INET = 2;
-export const AF_INET6_VALUES: readonly number[] = [24, 28, 30]; // NetBSD/OpenBSD, FreeBSD, macOS
-
-/** Ethernet TPIDs that announce a VLAN tag: 802.1Q, 802.1ad (QinQ), and the old pre-standard QinQ value. */
-export const VLAN_TPIDS: readonly number[] = [0x8100, 0x88a8, 0x9100];
-
 /** Linux packet type of a packet this host sent (SLL/SLL2 header). */
 export const PACKET_OUTGOING = 4;

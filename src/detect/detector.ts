@@ -10,11 +10,13 @@
 //   the protocol differs, else 'wrong-port'), and if that knock is itself the
 //   first step, a new attempt starts. Exceptions that neither reset nor
 //   progress: an exact repeat of the step just accepted within REPEAT_MS
-//   (inclusive; TCP retransmissions, doubled SYNs) and a knock on one of the
-//   door's own open ports (the client trying the service early).
+//   (1.5 s, inclusive, counted from that step; covers Linux's first SYN
+//   retransmission about 1 s later and doubled SYNs) and a knock on one of
+//   the door's own open ports (the client trying the service early).
 // - A port sweep therefore never opens a door: after the first step, every
 //   port between two steps resets the attempt (doors whose consecutive steps
-//   are neighbouring ports are refused in doors.ts).
+//   are neighbouring ports are refused in doors.ts, by the rule in src/ports.ts
+//   that the config loader applies too).
 // - The whole attempt must complete within windowMs of its first step and,
 //   when gapMs is set, each step within gapMs of the previous one (both
 //   inclusive). A knock arriving later first resets the old attempt

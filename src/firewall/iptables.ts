@@ -198,6 +198,8 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
       const indexed = indexDoors(list);
       const wanted = list.flatMap((d) => [setName(d.name, 4), setName(d.name, 6)]);
       if (new Set(wanted).size !== wanted.length) throw new FirewallError('two doors map to the same ipset name');
+      // Until this init succeeds, the old door list no longer describes the kernel.
+      doors = undefined;
       const stale: string[] = [];
       // 1. Fail closed first: our chain becomes "door ports dropped" with a
       //    single jump, no set references, in one atomic restore per family.

@@ -17,9 +17,10 @@
 //
 // Set names put the family first (v4_ssh, not ssh_v4) because nft identifiers
 // must start with a letter and door names may start with a digit or '-'.
-// All rules only drop: an accept here does not override other tables'
-// chains at the same hook, so a host firewall that drops the door ports must
-// allow them itself for knockwatch to be able to open them.
+// Our accepts only end this chain: nft still runs other tables' base chains
+// at the same hook, where a drop is final. So this table can only take
+// access away; a host firewall that drops the door ports must allow them
+// itself for knockwatch to be able to open them.
 import type { Door, PortSpec } from '../types.js';
 import { runChecked, type Runner } from './run.js';
 import { FirewallError, type Access, type AccessKey, type FirewallAdapter, type FirewallLogger } from './types.js';
@@ -231,6 +232,8 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
     kind: 'nftables',
     async init(list) {
       const indexed = indexDoors(list);
+      // Until this init succeeds, the old door list no longer describes the kernel.
+      doors = undefined;
       await transaction(buildNftRuleset(table, list, setSize));
       // The probe set holds `1 timeout 1h`; re-add it with 2h and look.
       const probeSet = ['inet', table, PROBE_SET];

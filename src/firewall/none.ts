@@ -1,6 +1,8 @@
 // The "none" backend: validates and logs what would be done, changes nothing
 // (dry runs, replay, hosts where another tool applies the decisions). It keeps
-// its own record so list() answers like the real backends.
+// its own record so list() answers like the real backends. Doors' start/stop
+// commands still run (createFirewall adds them for every kind): they are the
+// user's own way of applying a decision, e.g. through another firewall tool.
 import type { Door } from '../types.js';
 import { FirewallError, type Access, type FirewallAdapter, type FirewallLogger } from './types.js';
 import { checkAccess, indexDoors, remainingMs, sortAccesses } from './validate.js';

@@ -4,7 +4,7 @@
 // one allocation; each wrapper adds one more.
 // Builders validate their arguments and throw on nonsense: they make test
 // input, where a silently wrong packet would make a test meaningless.
-import { isIP } from 'node:net';
+import { isIPv6 } from 'node:net';
 import type { Frame } from '../types.js';
 import { LinkType } from '../decode/link-types.js';
 
@@ -28,7 +28,7 @@ export interface IpFields {
   readonly ttl?: number;
   /** IPv4 only: raw option bytes, zero-padded to a multiple of 4 (at most 40). */
   readonly ipv4Options?: Uint8Array;
-  /** IPv4 only: fragment fields (offset in 8-octet units). IPv6 uses a 'fragment' extension. */
+  /** Fragment fields (offset in 8-octet units): IPv4 header fields, or for IPv6 a 'fragment' extension after the others. */
   readonly fragment?: { readonly offset: number; readonly more: boolean };
   /** IPv6 only: extension headers between the fixed header and the transport header. */
   readonly extensions?: readonly Ipv6Extension[];
@@ -62,10 +62,36 @@ const encoder = new TextEncoder();
 
 /** Bytes of an IPv4 or IPv6 address in text form. */
 export function parseAddress(text: string): { family: 4 | 6; bytes: Uint8Array } {
-  const family = isIP(text);
-  if (family === 4) return { family, bytes: Uint8Array.from(text.split('.'), Number) };
-  if (family === 6 && !text.includes('%')) return { family, bytes: parseIPv6(text) };
+  const v4 = parseIPv4(text);
+  if (v4) return { family: 4, bytes: v4 };
+  if (!text.includes('%') && isIPv6(text)) return { family: 6, bytes: parseIPv6(text) };
   throw new TypeError(`not an IPv4 or IPv6 address (no zone index): '${text}'`);
+}
+
+/** Strict dotted quad (no leading zeros, as node:net), or undefined. Hand-written: the benchmark generator parses a million. */
+function parseIPv4(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || part === 3) return undefined;
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return undefined;
+      value = value * 10 + (c - 0x30);
+      if (++digits > 3 || value > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  if (part !== 3 || digits === 0) return undefined;
+  out[3] = value;
+  return out;
 }
 
 /** Expects text that node:net accepted as IPv6. */
@@ -279,10 +305,12 @@ function etherTypeOf(packet: Uint8Array): number {
 }
 
 function parseMac(text: string): Uint8Array {
-  const parts = text.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-f]{2}$/i.test(p))) throw new TypeError(`not a MAC address: '${text}'`);
-  return Uint8Array.from(parts, (p) => parseInt(p, 16));
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(text)) throw new TypeError(`not a MAC address: '${text}'`);
+  return Uint8Array.from(text.split(':'), (p) => parseInt(p, 16));
 }
+
+const DEFAULT_DST_MAC = parseMac('02:00:00:00:00:01');
+const DEFAULT_SRC_MAC = parseMac('02:00:00:00:00:02');
 
 export interface EthernetOptions {
   /** VLAN IDs, outermost first. */
@@ -301,8 +329,8 @@ export function ethernet(packet: Uint8Array, o: EthernetOptions = {}): Uint8Arra
   const vlan = o.vlan ?? [];
   const headerLen = 14 + 4 * vlan.length;
   const b = new Uint8Array(Math.max(headerLen + packet.length, o.pad ? 60 : 0));
-  b.set(parseMac(o.dst ?? '02:00:00:00:00:01'), 0);
-  b.set(parseMac(o.src ?? '02:00:00:00:00:02'), 6);
+  b.set(o.dst === undefined ? DEFAULT_DST_MAC : parseMac(o.dst), 0);
+  b.set(o.src === undefined ? DEFAULT_SRC_MAC : parseMac(o.src), 6);
   vlan.forEach((id, i) => {
     const tpid = o.tpids?.[i] ?? (i === vlan.length - 1 ? 0x8100 : 0x88a8);
     put16(b, 12 + 4 * i, checkInt('tpid', tpid, 0xffff));
@@ -324,15 +352,13 @@ export interface CookedOptions {
   readonly ifindex?: number;
 }
 
-const COOKED_MAC = parseMac('02:00:00:00:00:02');
-
 /** Linux cooked capture v1 (LINKTYPE_LINUX_SLL, 113). */
 export function sll(packet: Uint8Array, o: CookedOptions = {}): Uint8Array {
   const b = new Uint8Array(16 + packet.length);
   put16(b, 0, checkInt('packetType', o.packetType ?? 0, 0xffff));
   put16(b, 2, checkInt('arphrd', o.arphrd ?? 1, 0xffff));
   put16(b, 4, 6);
-  b.set(COOKED_MAC, 6);
+  b.set(DEFAULT_SRC_MAC, 6);
   put16(b, 14, checkInt('protocol', o.protocol ?? etherTypeOf(packet), 0xffff));
   b.set(packet, 16);
   return b;
@@ -346,7 +372,7 @@ export function sll2(packet: Uint8Array, o: CookedOptions = {}): Uint8Array {
   put16(b, 8, checkInt('arphrd', o.arphrd ?? 1, 0xffff));
   b[10] = checkInt('packetType', o.packetType ?? 0, 0xff);
   b[11] = 6;
-  b.set(COOKED_MAC, 12);
+  b.set(DEFAULT_SRC_MAC, 12);
   b.set(packet, 20);
   return b;
 }

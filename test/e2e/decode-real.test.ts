@@ -100,7 +100,31 @@ function decodeFile(file: string): { linkType: number; events: KnockEvent[]; sta
   return { linkType, events, stats, times: frames.map((f) => f.time), vlanKnocks };
 }
 
-const summary = (e: KnockEvent): string => `${e.protocol} ${e.source}:${e.sourcePort > 0 ? 'p' : '0'} -> ${e.destination}:${e.port} ${Buffer.from(e.payload).toString()}`;
+const summary = (e: KnockEvent): string => `${e.protocol} ${e.source} -> ${e.destination}:${e.port} ${Buffer.from(e.payload).toString()}`;
+
+/** The knocks sent in beforeAll, as summary() prints them. */
+const expected = [
+  `tcp ${C4} -> ${S4}:1234 `,
+  `tcp ${X4} -> ${S4}:5678 `,
+  `udp ${C4} -> ${S4}:9012 real-udp4`,
+  `tcp ${X6} -> ${S6}:1234 `,
+  `udp ${C6} -> ${S6}:9012 real-udp6`,
+  `tcp ${C4} -> ${S4}:2001 `,
+  `tcp ${C6} -> ${S6}:2002 `,
+  `udp ${X4} -> ${S4}:2003 opts`,
+  // The VLAN-tagged SYN: no IP stack takes it, but the capture still shows it.
+  `tcp ${C4} -> ${S4}:2004 `,
+];
+
+/** Polls `check` every 100 ms until it holds (true) or `ms` pass (false). */
+async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 describeLab('decoding real captures (tcpdump in the lab)', () => {
   let lab: Lab | undefined;
@@ -143,16 +167,25 @@ describeLab('decoding real captures (tcpdump in the lab)', () => {
     const inj = await l.run(l.client, ['python3', '-c', INJECTOR], { input: injected.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
     expect(inj.exitCode, inj.stderr).toBe(0);
 
-    // Let the last replies arrive, then stop the captures (-U wrote every packet already).
-    await new Promise((r) => setTimeout(r, 500));
-    ended = Date.now();
-    for (const c of captures) c.child.kill('SIGTERM');
-    await Promise.allSettled(captures.map((c) => c.child));
-
     serverRepliesTo = async (filter: string): Promise<number> => {
       const r = await execa('tcpdump', ['-n', '-r', files.ether, filter], { reject: false });
       return r.stdout.split('\n').filter(Boolean).length;
     };
+    // tcpdump writes each packet as it gets it (-U, --immediate-mode), but on a
+    // busy machine that can lag: wait until the files hold what was sent (the
+    // tests below say what is missing if this gives up), then stop the captures.
+    const knocksIn = (file: string): number => {
+      try {
+        return decodeFile(file).stats.knocks;
+      } catch {
+        return 0; // a record still being written
+      }
+    };
+    await until(() => Object.values(files).every((f) => knocksIn(f) >= expected.length), 15_000);
+    await until(async () => (await serverRepliesTo(`src host ${S4} and icmp`)) >= 2 && (await serverRepliesTo('(tcp[tcpflags] & tcp-rst != 0) or (ip6[6] = 6 and ip6[53] & 4 != 0)')) >= 5, 5_000);
+    ended = Date.now();
+    for (const c of captures) c.child.kill('SIGTERM');
+    await Promise.allSettled(captures.map((c) => c.child));
   }, 60_000);
 
   afterAll(async () => {
@@ -166,18 +199,6 @@ describeLab('decoding real captures (tcpdump in the lab)', () => {
     expect(await serverRepliesTo(`src host ${S4} and icmp[icmptype] = icmp-unreach`)).toBeGreaterThanOrEqual(2); // real + built UDP
   });
 
-  const expected = [
-    `tcp ${C4}:p -> ${S4}:1234 `,
-    `tcp ${X4}:p -> ${S4}:5678 `,
-    `udp ${C4}:p -> ${S4}:9012 real-udp4`,
-    `tcp ${X6}:p -> ${S6}:1234 `,
-    `udp ${C6}:p -> ${S6}:9012 real-udp6`,
-    `tcp ${C4}:p -> ${S4}:2001 `,
-    `tcp ${C6}:p -> ${S6}:2002 `,
-    `udp ${X4}:p -> ${S4}:2003 opts`,
-    // The VLAN-tagged SYN: no IP stack takes it, but the capture still shows it.
-    `tcp ${C4}:p -> ${S4}:2004 `,
-  ];
 
   it.each([
     ['Ethernet (tcpdump -i kw0)', 'ether', LinkType.ETHERNET],

@@ -37,6 +37,8 @@ const OUR_HANDLE = '0x6b77';
 /** Builds the loader (make is incremental) and checks the kernel can run it. */
 async function ebpfSkipReason(): Promise<string | undefined> {
   if (labSkipReason !== undefined) return undefined; // describeLab prints that reason
+  const py = await execa('python3', ['-c', 'import socket; socket.AF_PACKET'], { reject: false });
+  if (py.exitCode !== 0) return 'needs python3 (the tests inject frames with an AF_PACKET socket)';
   const make = await execa('make', ['-C', join(ROOT, 'ebpf')], { reject: false, all: true });
   if (make.exitCode !== 0) return `cannot build the eBPF loader: ${String(make.all ?? make.message).trim().split('\n').slice(-3).join(' / ')}`;
   return ebpfUnavailableReason(LOADER);
@@ -79,6 +81,20 @@ const dgram = require('node:dgram');
     }
   }
 })().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+// Writes length-prefixed raw IP packets from stdin into a tun device, which the
+// kernel then receives on it as if from the network.
+const TUN_WRITE = `
+import fcntl, os, struct, sys
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', sys.argv[1].encode(), 0x0001 | 0x1000))  # TUNSETIFF, IFF_TUN | IFF_NO_PI
+data = sys.stdin.buffer.read()
+i = 0
+while i < len(data):
+    (size,) = struct.unpack_from('<H', data, i)
+    os.write(fd, data[i + 2:i + 2 + size])
+    i += 2 + size
 `;
 
 interface Knock {
@@ -451,12 +467,17 @@ describeLab('eBPF capture backend', () => {
       }
     });
 
-    it('works as an XDP program too, with the same filtering', async () => {
+    it('works as an XDP program too, with the same filtering, and removes a stale tc filter', async () => {
+      const { child: stale } = await spawnLoader(lab);
+      stale.kill('SIGKILL');
+      await stale;
+      expect(await ourFilters(lab)).toHaveLength(1);
       const cap = await startCapture(lab, { hook: 'xdp' });
       try {
         const link = await lab.run(lab.server, ['ip', 'link', 'show', 'kw0']);
         expect(link.stdout).toMatch(/xdp/);
         expect(await ourFilters(lab)).toEqual([]);
+        expect(cap.logs.some((l) => l.includes('removing a knockwatch tc filter left on kw0'))).toBe(true);
         await inject(lab, [
           ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 9999 }), eth),
           ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 1234 }), { ...eth, vlan: [7] }),
@@ -483,6 +504,55 @@ describeLab('eBPF capture backend', () => {
       const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', LOADER, '--check'], { reject: false });
       expect(r.exitCode).toBe(1);
       expect(String(r.stderr)).toMatch(/error: permission denied loading the eBPF program: run as root, or grant CAP_BPF/);
+    });
+
+    it('captures raw-IP devices (tun, WireGuard) as link type 101, and attaches again when one is recreated', async () => {
+      const makeTun = async (): Promise<void> => {
+        for (const argv of [
+          ['ip', 'tuntap', 'add', 'dev', 'kwtun0', 'mode', 'tun'],
+          ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'kwtun0'],
+          ['ip', 'link', 'set', 'kwtun0', 'up'],
+        ]) {
+          const r = await lab.run(lab.server, argv);
+          if (r.exitCode !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+        }
+      };
+      const write = async (packets: Uint8Array[]): Promise<void> => {
+        const input = Buffer.concat(packets.flatMap((p) => [Buffer.from([p.length & 0xff, p.length >> 8]), Buffer.from(p)]));
+        const r = await lab.run(lab.server, ['python3', '-c', TUN_WRITE, 'kwtun0'], { input });
+        if (r.exitCode !== 0) throw new Error(`tun writer failed: ${r.stderr}`);
+      };
+      await makeTun();
+      const cap = await startCapture(lab, { interfaces: 'kwtun0' });
+      try {
+        expect(cap.interfaces).toEqual([expect.objectContaining({ name: 'kwtun0', linkType: 101 })]);
+        const packets = [
+          tcpSyn({ src: '10.77.0.2', dst: '10.77.0.1', sport: 1000, dport: 1234 }),
+          tcpSyn({ src: '10.77.0.2', dst: '10.77.0.1', sport: 1000, dport: 9999 }),
+          udp({ src: 'fd00:77::2', dst: 'fd00:77::1', sport: 1000, dport: 5678 }),
+          udp({ src: 'fd00:77::3', dst: 'fd00:77::1', sport: 1000, dport: 9999 }),
+        ];
+        await write(packets);
+        await until('3 events', () => cap.events.length >= 3);
+        await sleep(200);
+        expect(cap.frames.map((f) => f.linkType)).toEqual([101, 101, 101]);
+        expect(cap.events.map(brief)).toEqual([
+          '10.77.0.2>10.77.0.1 1234/tcp',
+          '10.77.0.2>10.77.0.1 9999/tcp',
+          'fd00:77::2>fd00:77::1 5678/udp',
+        ]);
+
+        // A VPN restart: the device goes away with our filter, and comes back.
+        await lab.run(lab.server, ['ip', 'tuntap', 'del', 'dev', 'kwtun0', 'mode', 'tun']);
+        await until('the loader to notice', () => cap.logs.some((l) => l.includes('interface kwtun0 disappeared')));
+        await makeTun();
+        await until('the loader to attach again', () => cap.logs.some((l) => l.startsWith('attached again to kwtun0')));
+        await write([udp({ src: '10.77.0.5', dst: '10.77.0.1', sport: 1000, dport: 5678 })]);
+        await until('the knock on the new device', () => cap.events.length === 4);
+        expect(brief(cap.events[3])).toBe('10.77.0.5>10.77.0.1 5678/udp');
+      } finally {
+        await cap.stop();
+      }
     });
   });
 });

@@ -10,6 +10,7 @@ import {
   parseConfig,
 } from '../../src/config/index.js';
 import type { Door, KnockwatchConfig, PortSpec } from '../../src/types.js';
+import { sequenceHazards } from '../../src/ports.js';
 
 describe('formatConfig', () => {
   test('the defaults, in the input shape', () => {
@@ -107,6 +108,8 @@ const door: fc.Arbitrary<Omit<Door, 'name'>> = fc
     { requiredKeys: ['sequence', 'open', 'windowMs', 'durationMs'] },
   )
   .filter((d) => !d.open.some((p) => d.sequence.some((q) => key(p) === key(q))))
+  // Neighbouring or repeated consecutive steps are refused (src/ports.ts).
+  .filter((d) => sequenceHazards(d.sequence).length === 0)
   .map(({ gapFraction, ...d }) => ({
     ...d,
     ...(gapFraction !== undefined ? { gapMs: Math.max(1, Math.floor(d.windowMs * gapFraction)) } : {}),

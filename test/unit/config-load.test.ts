@@ -7,7 +7,7 @@ import { ConfigError, MAX_CONFIG_BYTES, defaultConfig, loadConfig } from '../../
 const dir = mkdtempSync(join(tmpdir(), 'kw-config-load-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const VALID = 'doors:\n  - name: ssh\n    sequence: [1, 2]\n    window: 5s\n    open: [22]\n    duration: 1m\n';
+const VALID = 'doors:\n  - name: ssh\n    sequence: [1, 3]\n    window: 5s\n    open: [22]\n    duration: 1m\n';
 
 function write(name: string, content: string | Uint8Array): string {
   const path = join(dir, name);
@@ -102,7 +102,7 @@ describe('loadConfig', () => {
   });
 
   test('problems in the file carry its path', async () => {
-    const path = write('bad.yaml', VALID.replace('[1, 2]', '[1, 0]'));
+    const path = write('bad.yaml', VALID.replace('[1, 3]', '[1, 0]'));
     const err = await loadError(path);
     expect(err.message).toContain(`${path}:3:19: doors[0].sequence[1]: port 0 is outside 1-65535`);
   });

@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, defaultConfig, parseConfig, type ConfigProblem } from '../../src/config/index.js';
+import { compileDoors } from '../../src/detect/doors.js';
 
 const FILE = 'k.yaml';
 
@@ -128,7 +130,7 @@ describe('parseConfig: accepted configs', () => {
   });
 
   test('a 32-step sequence (knockd limit) is accepted', () => {
-    const steps = Array.from({ length: 32 }, (_, i) => 10_000 + i).join(', ');
+    const steps = Array.from({ length: 32 }, (_, i) => 10_000 + 2 * i).join(', ');
     const cfg = parseConfig(oneDoor().replace('[1234, 5678, 9012]', `[${steps}]`), FILE);
     expect(cfg.doors[0].sequence).toHaveLength(32);
   });
@@ -138,12 +140,12 @@ describe('parseConfig: accepted configs', () => {
       yaml(
         'doors:',
         '  - name: a',
-        '    sequence: [1, 2]',
+        '    sequence: [1, 3]',
         '    window: &w 10s',
         '    open: &o [2222]',
         '    duration: 20s',
         '  - name: b',
-        '    sequence: [3, 4]',
+        '    sequence: [4, 6]',
         '    window: *w',
         '    open: *o',
         '    duration: 20s',
@@ -196,7 +198,7 @@ describe('parseConfig: ports', () => {
   });
 
   test('sequence longer than 32 steps', () => {
-    const steps = Array.from({ length: 33 }, (_, i) => 10_000 + i).join(', ');
+    const steps = Array.from({ length: 33 }, (_, i) => 10_000 + 2 * i).join(', ');
     expectOnly(
       oneDoor().replace('[1234, 5678, 9012]', `[${steps}]`),
       'doors[0].sequence',
@@ -254,11 +256,11 @@ describe('parseConfig: doors', () => {
     );
 
   test('duplicate door names', () => {
-    expectOnly(twoDoors('ssh', '[1, 2]'), 'doors[1].name', 7, /duplicate door name 'ssh' \(also doors\[0\]\)/);
+    expectOnly(twoDoors('ssh', '[1, 3]'), 'doors[1].name', 7, /duplicate door name 'ssh' \(also doors\[0\]\)/);
   });
 
   test('door names that differ only in case are duplicates', () => {
-    expectOnly(twoDoors('SSH', '[1, 2]'), 'doors[1].name', 7, /duplicate door name 'SSH'/);
+    expectOnly(twoDoors('SSH', '[1, 3]'), 'doors[1].name', 7, /duplicate door name 'SSH'/);
   });
 
   test('two doors with the same sequence (protocol defaults count as written)', () => {
@@ -449,13 +451,13 @@ describe('parseConfig: all problems at once', () => {
     '    open: []', // 8
     '    duration: 8d', // 9
     '  - name: ssh', // 10
-    '    sequence: [1, 2]', // 11
+    '    sequence: [1, 3]', // 11
     '    window: 5s', // 12
-    '    open: [2, 3]', // 13
+    '    open: [3, 4]', // 13
     '    duration: 1m', // 14
     '    stop_command: logger', // 15
     '  - name: web', // 16
-    '    sequence: [1, 2]', // 17
+    '    sequence: [1, 3]', // 17
     '    windw: 5s', // 18
     '    open: [80]', // 19
     '    duration: 1m', // 20
@@ -499,3 +501,120 @@ describe('parseConfig: all problems at once', () => {
     expect(lines).toHaveLength(14);
   });
 });
+
+describe('parseConfig: sequences a sweep or a retransmission could complete', () => {
+  test('a neighbouring port right after a step: path, line, column and the exact message', () => {
+    const p = expectOnly(
+      oneDoor().replace('[1234, 5678, 9012]', '[1234, 1235, 9012]'),
+      'doors[0].sequence[1]',
+      3,
+      /^1235\/tcp right after 1234\/tcp is a neighbouring port: a port sweep would open this door$/,
+    );
+    // Line 3 is `    sequence: [1234, 1235, 9012]`: the column is the offending item's.
+    expect(p.column).toBe(22);
+  });
+
+  test('a descending neighbour, and udp neighbours', () => {
+    expectOnly(oneDoor().replace('[1234, 5678, 9012]', '[1234, 9012, 9011]'), 'doors[0].sequence[2]', 3, /^9011\/tcp right after 9012\/tcp is a neighbouring port/);
+    expectOnly(oneDoor().replace('[1234, 5678, 9012]', '[7000/udp, 7001/udp]'), 'doors[0].sequence[1]', 3, /^7001\/udp right after 7000\/udp is a neighbouring port/);
+  });
+
+  test('65535 then 1 are neighbours for a sweep that wraps around', () => {
+    expectOnly(
+      oneDoor().replace('[1234, 5678, 9012]', '[1234, 65535, 1]'),
+      'doors[0].sequence[2]',
+      3,
+      /^1\/tcp right after 65535\/tcp is a neighbouring port \(sweeps wrap from 65535 to 1\): a port sweep would open this door$/,
+    );
+    expectOnly(oneDoor().replace('[1234, 5678, 9012]', '[1, 65535]'), 'doors[0].sequence[1]', 3, /^65535\/tcp right after 1\/tcp is a neighbouring port/);
+  });
+
+  test('the same port twice in a row (knockd spelling of the protocol too)', () => {
+    expectOnly(
+      oneDoor().replace('[1234, 5678, 9012]', '[1234, 5678/udp, "5678:udp"]'),
+      'doors[0].sequence[2]',
+      3,
+      /^5678\/udp right after 5678\/udp repeats the same port: a retransmitted knock would count as the next step$/,
+    );
+  });
+
+  test('every offending step is reported, in a block list on its own line', () => {
+    const text = oneDoor().replace(
+      '    sequence: [1234, 5678, 9012]',
+      ['    sequence:', '      - 2000', '      - 2001', '      - 2002', '      - 5000'].join('\n'),
+    );
+    const problems = problemsOf(text);
+    expect(problems.map((p) => [p.line, p.column, p.path])).toEqual([
+      [5, 9, 'doors[0].sequence[1]'],
+      [6, 9, 'doors[0].sequence[2]'],
+    ]);
+    expect(problems[1].message).toMatch(/^2002\/tcp right after 2001\/tcp/);
+  });
+
+  test('reported alongside other problems of the same file', () => {
+    const text = oneDoor('    gap: 20s').replace('[1234, 5678, 9012]', '[1234, 1233, 9012]');
+    expect(problemsOf(text).map((p) => [p.line, p.path])).toEqual([
+      [3, 'doors[0].sequence[1]'],
+      [7, 'doors[0].gap'],
+    ]);
+  });
+
+  test('accepted: neighbours of different protocols, and neighbours that are not consecutive steps', () => {
+    const cfg = parseConfig(oneDoor().replace('[1234, 5678, 9012]', '[1234/tcp, 1235/udp, 1236/tcp, 1234/tcp, 5678, 1235]'), FILE);
+    expect(cfg.doors[0].sequence.map((s) => `${s.port}/${s.protocol}`)).toEqual(['1234/tcp', '1235/udp', '1236/tcp', '1234/tcp', '5678/tcp', '1235/tcp']);
+  });
+
+  test('property: the config loader accepts a sequence exactly when the detector does', () => {
+    // Ports clustered so neighbours, repeats and the 65535/1 wrap come up often.
+    const step = fc.record({
+      port: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 65532, max: 65535 }), fc.integer({ min: 1230, max: 1236 })),
+      protocol: fc.constantFrom('tcp' as const, 'udp' as const),
+    });
+    let refused = 0;
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 6 }), (sequence) => {
+        const written = sequence.map((s) => `${s.port}/${s.protocol}`);
+        // Keep the open port clear of the sequence so only the step rule decides.
+        const text = oneDoor().replace('[1234, 5678, 9012]', `[${written.join(', ')}]`).replace('[2222]', '[40000]');
+        const configProblems = tryProblems(text);
+        let detectorError: string | undefined;
+        try {
+          compileDoors([{ name: 'ssh', sequence, windowMs: 10_000, open: [{ port: 40000, protocol: 'tcp' }], durationMs: 20_000 }]);
+        } catch (err) {
+          detectorError = err instanceof Error ? err.message : String(err);
+        }
+        expect(configProblems.length > 0).toBe(detectorError !== undefined);
+        if (detectorError !== undefined) {
+          refused++;
+          // Same step and the same words: the detector names the first one.
+          const first = configProblems[0];
+          expect(detectorError).toBe(`door 0 'ssh' ${first.path.replace('doors[0].', '')}: ${first.message}`);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    expect(refused).toBeGreaterThan(50);
+  });
+
+  test('the example and every fixture config pass', () => {
+    const files = [
+      new URL('../../examples/knockwatch.yaml', import.meta.url),
+      ...readdirSync(new URL('../../fixtures/', import.meta.url))
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => new URL(`../../fixtures/${f}`, import.meta.url)),
+    ];
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    for (const file of files) expect(() => parseConfig(readFileSync(file, 'utf8'), file.pathname)).not.toThrow();
+  });
+});
+
+/** Problems of `text`, or [] when it parses. */
+function tryProblems(text: string): ConfigProblem[] {
+  try {
+    parseConfig(text, FILE);
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+}

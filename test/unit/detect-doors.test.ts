@@ -17,10 +17,10 @@ describe('door validation', () => {
     [[door({ windowMs: Number.NaN })], /windowMs: must be a positive finite number of ms, got NaN/],
     [[door({ durationMs: -1 })], /durationMs: must be a positive finite number/],
     [[door({ gapMs: 0 })], /gapMs: must be a positive finite number/],
-    [[door({ sequence: tcp(1234, 1235, 9012) })], /sequence\[0\.\.1\]: 1234\/tcp then 1235\/tcp are neighbouring ports \(a port sweep would open the door\)/],
-    [[door({ sequence: tcp(9012, 9011) })], /neighbouring ports/],
-    [[door({ sequence: tcp(65_535, 1) })], /neighbouring ports/],
-    [[door({ sequence: tcp(1234, 1234) })], /repeats a port/],
+    [[door({ sequence: tcp(1234, 1235, 9012) })], /door 0 'ssh' sequence\[1\]: 1235\/tcp right after 1234\/tcp is a neighbouring port: a port sweep would open this door/],
+    [[door({ sequence: tcp(9012, 9011) })], /sequence\[1\]: 9011\/tcp right after 9012\/tcp is a neighbouring port/],
+    [[door({ sequence: tcp(1234, 5678, 65_535, 1) })], /sequence\[3\]: 1\/tcp right after 65535\/tcp is a neighbouring port \(sweeps wrap from 65535 to 1\)/],
+    [[door({ sequence: [{ port: 7000, protocol: 'udp' }, { port: 7000, protocol: 'udp' }] })], /sequence\[1\]: 7000\/udp right after 7000\/udp repeats the same port/],
   ])('%#: refuses %j', (doors, message) => {
     expect(() => createDetector(doors)).toThrow(message);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Door } from '../../src/types.js';
+import { REPEAT_MS } from '../../src/detect/index.js';
 import { door, knock, only, run, series, tcp } from './detect-support.js';
 
 const A = '10.0.0.1';
@@ -141,24 +142,33 @@ describe('detector: window and gap', () => {
 });
 
 describe('detector: repeats and retransmissions', () => {
-  it('doubled knocks within 1 s are ignored and the knock still opens', () => {
-    const events = [knock(A, 1234, 0), knock(A, 1234, 3), knock(A, 5678, 100), knock(A, 5678, 1100), knock(A, 9012, 1200)];
+  // REPEAT_MS is the tolerance for an exact repeat of the step just accepted.
+  const R = REPEAT_MS;
+
+  it('doubled knocks within REPEAT_MS (boundary inclusive) are ignored and the knock still opens', () => {
+    const events = [knock(A, 1234, 0), knock(A, 1234, 3), knock(A, 5678, 100), knock(A, 5678, 100 + R), knock(A, 9012, 200 + R)];
     const { lines } = run([door()], events);
     expect(only(lines, 'reset')).toEqual([]);
-    expect(only(lines, 'progress')).toEqual([`0 progress ssh ${A} 1/3`, `100 progress ssh ${A} 2/3`, `1200 progress ssh ${A} 3/3`]);
+    expect(only(lines, 'progress')).toEqual([`0 progress ssh ${A} 1/3`, `100 progress ssh ${A} 2/3`, `${200 + R} progress ssh ${A} 3/3`]);
     expect(only(lines, 'knock')).toHaveLength(5);
-    expect(only(lines, 'open')).toEqual([`1200 open ssh ${A} until=31200`]);
+    expect(only(lines, 'open')).toEqual([`${200 + R} open ssh ${A} until=${30_200 + R}`]);
   });
 
-  it('a repeat later than 1 s is a wrong port', () => {
-    const { lines } = run([door()], [knock(A, 1234, 0), knock(A, 5678, 100), knock(A, 5678, 1101), knock(A, 9012, 1200)]);
-    expect(only(lines, 'reset')).toEqual([`1101 reset ssh ${A} wrong-port 2 5678/tcp`]);
+  it('a repeat just later than REPEAT_MS is a wrong port', () => {
+    const { lines } = run([door()], [knock(A, 1234, 0), knock(A, 5678, 100), knock(A, 5678, 101 + R), knock(A, 9012, 200 + R)]);
+    expect(only(lines, 'reset')).toEqual([`${101 + R} reset ssh ${A} wrong-port 2 5678/tcp`]);
     expect(only(lines, 'open')).toEqual([]);
   });
 
-  it('a repeated first step later than 1 s resets and restarts', () => {
-    const { lines } = run([door()], [knock(A, 1234, 0), knock(A, 1234, 1001), knock(A, 5678, 1100), knock(A, 9012, 1200)]);
-    expect(lines.slice(2, 5)).toEqual([`1001 knock ssh ${A} 1234/tcp`, `1001 reset ssh ${A} wrong-port 1 1234/tcp`, `1001 progress ssh ${A} 1/3`]);
+  it('a repeated first step just later than REPEAT_MS resets and restarts', () => {
+    const { lines } = run([door()], [knock(A, 1234, 0), knock(A, 1234, 1 + R), knock(A, 5678, 100 + R), knock(A, 9012, 200 + R)]);
+    expect(lines.slice(2, 5)).toEqual([`${1 + R} knock ssh ${A} 1234/tcp`, `${1 + R} reset ssh ${A} wrong-port 1 1234/tcp`, `${1 + R} progress ssh ${A} 1/3`]);
+    expect(only(lines, 'open')).toEqual([`${200 + R} open ssh ${A} until=${30_200 + R}`]);
+  });
+
+  it('covers the first Linux SYN retransmission (about 1.03 s after the original)', () => {
+    const { lines } = run([door()], [knock(A, 1234, 0), knock(A, 5678, 100), knock(A, 5678, 1132), knock(A, 9012, 1200)]);
+    expect(only(lines, 'reset')).toEqual([]);
     expect(only(lines, 'open')).toEqual([`1200 open ssh ${A} until=31200`]);
   });
 
@@ -167,16 +177,16 @@ describe('detector: repeats and retransmissions', () => {
     expect(only(lines, 'reset')).toEqual([`20 reset ssh ${A} wrong-port 2 1234/tcp`]);
   });
 
-  it('a doubled final knock does not open twice', () => {
-    const { lines } = run([door()], [...series(A, [1234, 5678, 9012], 0, 10), knock(A, 9012, 500)]);
+  it('a doubled final knock, up to REPEAT_MS later, does not open twice', () => {
+    const { lines } = run([door()], [...series(A, [1234, 5678, 9012], 0, 10), knock(A, 9012, 500), knock(A, 9012, 20 + R)]);
     expect(only(lines, 'open')).toEqual([`20 open ssh ${A} until=30020`]);
   });
 
-  it('a doubled single-step UDP knock opens once; a later one refreshes', () => {
+  it('a doubled single-step UDP knock opens once, also at the boundary; one just later refreshes', () => {
     const single = door({ name: 'udp1', sequence: [{ port: 7000, protocol: 'udp' }] });
-    const { lines } = run([single], [knock(A, 7000, 0, 'udp'), knock(A, 7000, 1, 'udp'), knock(A, 7000, 1000, 'udp'), knock(A, 7000, 2001, 'udp')]);
-    expect(only(lines, 'open')).toEqual([`0 open udp1 ${A} until=30000`, `2001 open udp1 ${A} until=32001 refreshed`]);
-    expect(only(lines, 'close')).toEqual([`32001 close udp1 ${A} expired`]);
+    const { lines } = run([single], [knock(A, 7000, 0, 'udp'), knock(A, 7000, 1, 'udp'), knock(A, 7000, R, 'udp'), knock(A, 7000, R + 1, 'udp')]);
+    expect(only(lines, 'open')).toEqual([`0 open udp1 ${A} until=30000`, `${R + 1} open udp1 ${A} until=${30_001 + R} refreshed`]);
+    expect(only(lines, 'close')).toEqual([`${30_001 + R} close udp1 ${A} expired`]);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   type EbpfCounters,
   type EbpfExit,
   type EbpfInterface,
+  ebpfUnavailableReason,
   knockPorts,
   loaderArgs,
   openEbpfCapture,
@@ -121,6 +122,10 @@ setInterval(() => {}, 1000);`,
       `eBPF loader output: byte ${good.length}: unknown record type 99`,
     );
     expect((await exit).signal).toBe('SIGTERM');
+  });
+
+  it('says how to build the loader when it is missing', async () => {
+    expect(await ebpfUnavailableReason(join(dir, 'absent'))).toMatch(/not found; build it with `npm run build:ebpf` \(Debian packages: clang /);
   });
 
   it('errors with build instructions when the loader is missing', async () => {

@@ -1,0 +1,250 @@
+// The daemon end to end: the built `knockwatch run` in the server namespace of
+// a lab (real libpcap or eBPF capture, real nftables or iptables+ipset), real
+// knocks and connections from the client namespace. One scenario table runs
+// against every backend combination (firewall x capture); each combination
+// gets its own lab, destroyed in afterAll. Every source address knocks once,
+// so no scenario has to wait for another's access to end.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ebpfUnavailableReason } from '../../src/capture/ebpf.js';
+import { connectFrom } from '../../src/lab/connect.js';
+import { isCaptureReady } from '../../src/lab/daemon-process.js';
+import { createLab, type Lab } from '../../src/lab/netns.js';
+import type { CaptureKind, FirewallKind } from '../../src/types.js';
+import { describeLab, labSkipReason } from '../support/lab.js';
+import { DOOR_PORT, OTHER_PORT, holdAcrossExpiry, probe, sleep, startEchoServer } from './firewall-support.js';
+import { knockFrom, launchDaemon, lineFor, untilOf, writeDoorConfig, type Backend, type DaemonProcess, type TestDoor } from './support/daemon.js';
+import { countOurObjects, snapshotRules, type RuleSnapshot } from './support/ruleset.js';
+import { addSourcePool, type SourcePool } from './support/sources.js';
+import { synSweep } from './support/sweep.js';
+
+const SEQUENCE = [1234, 5678, 9012];
+/** The sequence after the SIGHUP reload. */
+const NEW_SEQUENCE = [3141, 5926, 5358];
+const DOOR: TestDoor = { sequence: SEQUENCE, windowMs: 2000, durationMs: 3000, open: [DOOR_PORT] };
+/** Knocks this far apart make three knocks take longer than the window. */
+const SLOW_DELAY_MS = 1200;
+/** How long a completed sequence may take to show in the log, and the port to accept. */
+const OPEN_WITHIN_MS = 3000;
+/** Time for a wrong decision to reach the kernel before a "stays closed" probe. */
+const SETTLE_MS = 300;
+/**
+ * After an access's deadline, by when the kernel must have ended it: nftables
+ * timeouts are exact to the ms; ipset counts whole seconds and the adapter
+ * rounds up, so up to a second later.
+ */
+const EXPIRY_GRACE_MS: Record<FirewallKind, number> = { nftables: 400, iptables: 1400, none: 0 };
+
+interface KnockCase {
+  readonly name: string;
+  readonly family: 4 | 6;
+  readonly ports: readonly number[];
+  readonly delayMs?: number;
+  readonly expect: 'open' | 'closed';
+  /** For 'closed': the reset the daemon must log for the source. */
+  readonly reset?: 'wrong-port' | 'window';
+}
+
+/** The shared scenario table: every backend combination runs all of it. */
+const KNOCK_CASES: readonly KnockCase[] = [
+  { name: 'correct IPv4 sequence opens exactly the door port for exactly that source', family: 4, ports: SEQUENCE, expect: 'open' },
+  { name: 'correct IPv6 sequence opens exactly the door port for exactly that source', family: 6, ports: SEQUENCE, expect: 'open' },
+  { name: 'wrong order stays closed', family: 4, ports: [5678, 1234, 9012], expect: 'closed', reset: 'wrong-port' },
+  { name: 'wrong middle port stays closed', family: 4, ports: [1234, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
+  { name: 'a wrong extra knock stays closed', family: 4, ports: [1234, 5678, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
+  { name: 'IPv6 wrong extra knock stays closed', family: 6, ports: [1234, 5678, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
+  { name: 'knocks slower than the window stay closed', family: 4, ports: SEQUENCE, delayMs: SLOW_DELAY_MS, expect: 'closed', reset: 'window' },
+];
+
+// The capture dimension: eBPF joins when this machine can run it.
+const ebpfReason = labSkipReason === undefined ? await ebpfUnavailableReason() : undefined;
+if (ebpfReason !== undefined) console.warn(`[skipped] daemon end-to-end with --capture ebpf: ${ebpfReason}`);
+const CAPTURES: readonly CaptureKind[] = labSkipReason === undefined && ebpfReason === undefined ? ['pcap', 'ebpf'] : ['pcap'];
+const FIREWALLS: readonly FirewallKind[] = ['nftables', 'iptables'];
+const BACKENDS: readonly Backend[] = CAPTURES.flatMap((capture) => FIREWALLS.map((firewall) => ({ firewall, capture })));
+
+/** What the daemon owns in a namespace with one door, per backend (iptables: both families). */
+const OUR_OBJECTS: Record<FirewallKind, Record<string, number>> = {
+  nftables: { tables: 1, chains: 1, drops: 1 },
+  iptables: { jumps: 2, chains: 2, drops: 2, sets: 2 },
+  none: {},
+};
+const NONE_LEFT: Record<FirewallKind, Record<string, number>> = {
+  nftables: { tables: 0, chains: 0, drops: 0 },
+  iptables: { jumps: 0, chains: 0, drops: 0, sets: 0 },
+  none: {},
+};
+
+const sleepUntil = (wallMs: number): Promise<void> => sleep(Math.max(0, wallMs - Date.now()));
+
+for (const backend of BACKENDS) {
+  const { firewall, capture } = backend;
+  const grace = EXPIRY_GRACE_MS[firewall];
+
+  describeLab(`knockwatch run: ${firewall} firewall, ${capture} capture (namespace lab, built CLI)`, () => {
+    let lab: Lab;
+    let dir: string;
+    let configPath: string;
+    let daemon: DaemonProcess;
+    let sources: SourcePool;
+    let baseline: RuleSnapshot;
+    const server = (family: 4 | 6): string => (family === 4 ? lab.server.v4 : lab.server.v6);
+    /** A client address that never knocks: must stay blocked. */
+    const bystander = (family: 4 | 6): string => (family === 4 ? lab.clientExtraV4 : lab.clientExtraV6);
+
+    /** Knock the right sequence from `from` and wait until the port accepts; returns the access deadline. */
+    async function knockOpen(from: string, family: 4 | 6, sequence: readonly number[] = SEQUENCE, since = 0): Promise<number> {
+      await knockFrom(lab, { host: server(family), ports: sequence, from });
+      const opened = await daemon.waitFor(lineFor('access opened', from), `"access opened" for ${from}`, OPEN_WITHIN_MS, since);
+      const c = await connectFrom(lab, lab.client, { host: server(family), port: DOOR_PORT, from, timeoutMs: 300, retryForMs: OPEN_WITHIN_MS });
+      expect(c.outcome, `connect from ${from} after its knock`).toBe('open');
+      return untilOf(opened);
+    }
+
+    beforeAll(async () => {
+      lab = await createLab(`d${firewall.slice(0, 3)}${capture}`);
+      dir = await mkdtemp(join(tmpdir(), 'knockwatch-e2e-'));
+      configPath = join(dir, 'knockwatch.yaml');
+      sources = await addSourcePool(lab, 24);
+      await startEchoServer(lab);
+      await writeDoorConfig(configPath, DOOR, firewall, capture);
+      daemon = await launchDaemon(lab, configPath, backend);
+      baseline = await snapshotRules(lab, firewall);
+    });
+    afterAll(async () => {
+      await daemon?.stop();
+      await lab?.destroy();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('before any knock the door port drops new connections, other ports are untouched, our objects exist once', async () => {
+      expect(
+        await probe(lab, [
+          { host: lab.server.v4, port: DOOR_PORT, from: lab.client.v4 },
+          { host: lab.server.v6, port: DOOR_PORT, from: lab.client.v6 },
+          { host: lab.server.v4, port: OTHER_PORT, from: lab.client.v4 },
+        ]),
+      ).toEqual(['timeout', 'timeout', 'open']);
+      expect(countOurObjects(baseline, firewall)).toEqual(OUR_OBJECTS[firewall]);
+      expect(baseline.elements).toEqual([]);
+    });
+
+    for (const c of KNOCK_CASES) {
+      // Distinct sources, so the cases can share the daemon at the same time.
+      it.concurrent(c.name, async ({ expect }) => {
+        const from = sources.next(c.family);
+        const host = server(c.family);
+        await knockFrom(lab, { host, ports: c.ports, from, ...(c.delayMs !== undefined ? { delayMs: c.delayMs } : {}) });
+        if (c.expect === 'open') {
+          const opened = await daemon.waitFor(lineFor('access opened', from), `"access opened" for ${from}`, OPEN_WITHIN_MS);
+          expect(opened.ports).toEqual([`${DOOR_PORT}/tcp`]);
+          const first = await connectFrom(lab, lab.client, { host, port: DOOR_PORT, from, timeoutMs: 300, retryForMs: OPEN_WITHIN_MS });
+          expect(first.outcome).toBe('open');
+          expect(
+            await probe(lab, [
+              { host, port: DOOR_PORT, from: bystander(c.family) },
+              { host, port: OTHER_PORT, from },
+              { host, port: OTHER_PORT, from: bystander(c.family) },
+            ]),
+          ).toEqual(['timeout', 'open', 'open']);
+          const kernel = await snapshotRules(lab, firewall);
+          expect(kernel.elements.filter((e) => e.startsWith(`${from} `))).toEqual([`${from} tcp/${DOOR_PORT}`]);
+          expect(kernel.elements.filter((e) => e.startsWith(`${bystander(c.family)} `))).toEqual([]);
+        } else {
+          const reset = await daemon.waitFor(lineFor('sequence reset', from), `"sequence reset" for ${from}`, OPEN_WITHIN_MS);
+          expect(reset.reason).toBe(c.reset);
+          await sleep(SETTLE_MS);
+          expect(await probe(lab, [{ host, port: DOOR_PORT, from }, { host, port: OTHER_PORT, from }])).toEqual(['timeout', 'open']);
+          expect(daemon.find(lineFor('access opened', from))).toEqual([]);
+          expect((await snapshotRules(lab, firewall)).elements.filter((e) => e.startsWith(`${from} `))).toEqual([]);
+        }
+      });
+    }
+
+    it('an ascending SYN sweep over ports 1-10000 never opens the door', async () => {
+      const from = sources.next(4);
+      const sweep = await synSweep(lab, { host: lab.server.v4, from, first: 1, last: 10_000 });
+      expect(sweep.ports).toBe(10_000);
+      await sleep(SETTLE_MS);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from }])).toEqual(['timeout']);
+      expect(daemon.find(lineFor('access opened', from))).toEqual([]);
+      // Not vacuous: the daemon saw the sweep start the sequence and reset it.
+      expect(daemon.find(lineFor('sequence reset', from)).length).toBeGreaterThan(0);
+    });
+
+    it('an established connection survives the close; new ones are dropped after the deadline', async () => {
+      const from = sources.next(4);
+      const until = await knockOpen(from, 4);
+      const held = await holdAcrossExpiry(lab, { host: lab.server.v4, port: DOOR_PORT, from }, until + grace);
+      expect(held).toEqual({ before: 'before', newAfter: 'timeout', heldAfter: 'after' });
+      const closed = await daemon.waitFor(lineFor('access closed', from), `"access closed" for ${from}`, 2000);
+      expect(closed.reason).toBe('expired');
+    });
+
+    it('after SIGKILL of the daemon the kernel still ends the access by its deadline; the door stays shut for others', async () => {
+      const from = sources.next(4);
+      const until = await knockOpen(from, 4);
+      daemon.signal('SIGKILL');
+      expect((await daemon.exited).signal).toBe('SIGKILL');
+      // The daemon is gone: from here on only the kernel acts.
+      expect(Date.now(), 'test too slow to see the access while the daemon is dead').toBeLessThan(until - 600);
+      expect(
+        await probe(lab, [
+          { host: lab.server.v4, port: DOOR_PORT, from },
+          { host: lab.server.v4, port: DOOR_PORT, from: lab.clientExtraV4 },
+        ]),
+      ).toEqual(['open', 'timeout']);
+      await sleepUntil(until + grace);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from }])).toEqual(['timeout']);
+      const kernel = await snapshotRules(lab, firewall);
+      expect(kernel.elements).toEqual([]);
+      // Fail closed: the drop rules outlive the daemon.
+      expect(kernel.rules).toBe(baseline.rules);
+    });
+
+    it('a new daemon after the SIGKILL leaves no duplicate or stale rules, and opens again', async () => {
+      daemon = await launchDaemon(lab, configPath, backend);
+      const kernel = await snapshotRules(lab, firewall);
+      expect(countOurObjects(kernel, firewall)).toEqual(OUR_OBJECTS[firewall]);
+      expect(kernel.rules).toBe(baseline.rules);
+      expect(kernel.elements).toEqual([]);
+      const from = sources.next(6);
+      await knockOpen(from, 6);
+      expect((await snapshotRules(lab, firewall)).elements).toEqual([`${from} tcp/${DOOR_PORT}`]);
+    });
+
+    it('SIGHUP reload: the old sequence no longer opens, the new one does, an access opened before stays until its deadline', async () => {
+      const [early, oldSeq, newSeq] = [sources.next(4), sources.next(4), sources.next(4)];
+      const until = await knockOpen(early, 4);
+      await writeDoorConfig(configPath, { ...DOOR, sequence: NEW_SEQUENCE }, firewall, capture);
+      const mark = daemon.lines.length;
+      daemon.signal('SIGHUP');
+      await daemon.waitFor((l) => l.msg === 'configuration reloaded' || l.msg.startsWith('reload '), 'reload outcome', 10_000, mark);
+      expect(daemon.find((l) => l.msg.startsWith('reload '), mark)).toEqual([]);
+      await daemon.waitFor(isCaptureReady, 'capture open again after the reload', 10_000, mark);
+      expect(Date.now(), 'reload took too long to check the carried access').toBeLessThan(until - 500);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: early }])).toEqual(['open']);
+
+      await Promise.all([
+        knockFrom(lab, { host: lab.server.v4, ports: SEQUENCE, from: oldSeq }),
+        knockOpen(newSeq, 4, NEW_SEQUENCE, mark),
+      ]);
+      await sleep(SETTLE_MS);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: oldSeq }])).toEqual(['timeout']);
+      expect(daemon.find(lineFor('access opened', oldSeq))).toEqual([]);
+
+      await sleepUntil(until + grace);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: early }])).toEqual(['timeout']);
+    });
+
+    it('SIGTERM: the daemon exits 0 and removes every rule and set it made', async () => {
+      daemon.signal('SIGTERM');
+      expect((await daemon.exited).exitCode).toBe(0);
+      const kernel = await snapshotRules(lab, firewall);
+      expect(countOurObjects(kernel, firewall)).toEqual(NONE_LEFT[firewall]);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: lab.clientExtraV4 }])).toEqual(['open']);
+    });
+  });
+}
