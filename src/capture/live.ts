@@ -190,8 +190,10 @@ export function openLiveCapture(options: LiveCaptureOptions): Observable<Frame> 
     });
     // stdin only signals "stop" by closing; an EPIPE there just means the child is already gone.
     child.stdin?.on('error', () => {});
-    child.on('error', (err) => {
-      fail(new LiveCaptureError(`live capture on "${name}": cannot start the capture process: ${err.message}`, 'addon', name));
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // A missing or unusable node/prlimit binary will not fix itself; EAGAIN or ENOMEM might.
+      const kind = err.code === 'ENOENT' || err.code === 'EACCES' ? 'addon' : 'other';
+      fail(new LiveCaptureError(`live capture on "${name}": cannot start the capture process: ${err.message}`, kind, name));
     });
     // 'close' comes after stdout is drained, so every frame sent is delivered first.
     child.on('close', (code, signal) => {

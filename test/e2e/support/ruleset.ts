@@ -53,7 +53,11 @@ export async function snapshotRules(lab: Lab, kind: FirewallKind): Promise<RuleS
     const v4 = strip(await run(lab, ['iptables-save']));
     const v6 = strip(await run(lab, ['ip6tables-save']));
     const sets = (await run(lab, ['ipset', 'save'])).split('\n');
-    const creates = sets.filter((l) => l.startsWith('create ')).sort();
+    // initval is a random hash seed chosen at each create: not part of what we compare.
+    const creates = sets
+      .filter((l) => l.startsWith('create '))
+      .map((l) => l.replace(/ initval 0x[0-9a-f]+/, ''))
+      .sort();
     const elements = sets
       .filter((l) => l.startsWith('add '))
       .map((l) => {
