@@ -41,6 +41,8 @@ export interface DaemonProcess {
   readonly lines: readonly DaemonLogLine[];
   /** stdout/stderr text that was not a JSON log line (crashes, warnings). */
   readonly otherOutput: () => string;
+  /** The last log lines and other output, for error messages. */
+  readonly recentOutput: () => string;
   /** Resolves once the process is gone. */
   readonly exited: Promise<DaemonExit>;
   /**
@@ -174,6 +176,7 @@ export function spawnDaemon(lab: Lab, options: DaemonProcessOptions): DaemonProc
     pid: child.pid,
     lines,
     otherOutput: () => other,
+    recentOutput: recent,
     exited,
     waitFor,
     find,

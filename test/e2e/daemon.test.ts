@@ -241,7 +241,7 @@ for (const backend of BACKENDS) {
 
     it('SIGTERM: the daemon exits 0 and removes every rule and set it made', async () => {
       daemon.signal('SIGTERM');
-      expect((await daemon.exited).exitCode).toBe(0);
+      expect(await daemon.exited, daemon.recentOutput()).toEqual({ exitCode: 0 });
       const kernel = await snapshotRules(lab, firewall);
       expect(countOurObjects(kernel, firewall)).toEqual(NONE_LEFT[firewall]);
       expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: lab.clientExtraV4 }])).toEqual(['open']);
