@@ -127,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
         code = code || 1;
       }
       process.off('SIGHUP', onHup);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
       resolve(code);
     };
     let reloading = Promise.resolve();
@@ -153,8 +155,14 @@ export async function main(argv: string[]): Promise<number> {
         }
       });
     };
-    process.once('SIGINT', () => void exit(0, 'SIGINT'));
-    process.once('SIGTERM', () => void exit(0, 'SIGTERM'));
+    // on(), not once(): execa's signal-exit (loaded while a firewall command or
+    // the eBPF loader runs) re-raises the signal when, at its turn, its own
+    // listener is the only one left, and a once() listener has already been
+    // removed by then: the process died by the signal before stop() finished.
+    const onInt = (): void => void exit(0, 'SIGINT');
+    const onTerm = (): void => void exit(0, 'SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
     process.on('SIGHUP', onHup);
     void daemon.failed.then((err) => exit(1, `capture failed: ${err.message}`));
   });

@@ -16,7 +16,7 @@ import { LinkType } from '../../src/decode/link-types.js';
 import { ethernet, tcp, tcpSyn, TcpFlag, udp } from '../../src/lab/packets.js';
 import type { KnockEvent } from '../../src/types.js';
 import { describeLab } from '../support/lab.js';
-import { readPcap, writePcap } from './decode-pcap.js';
+import { readPcap, writePcap } from '../unit/decode-pcap.js';
 
 const S4 = '10.199.0.1';
 const C4 = '10.199.0.2';
