@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ebpfUnavailableReason } from '../../src/capture/ebpf.js';
 import { connectFrom } from '../../src/lab/connect.js';
 import { isCaptureReady } from '../../src/lab/daemon-process.js';
@@ -15,7 +15,7 @@ import { createLab, type Lab } from '../../src/lab/netns.js';
 import type { CaptureKind, FirewallKind } from '../../src/types.js';
 import { describeLab, labSkipReason } from '../support/lab.js';
 import { DOOR_PORT, OTHER_PORT, holdAcrossExpiry, probe, sleep, startEchoServer } from './firewall-support.js';
-import { knockFrom, launchDaemon, lineFor, untilOf, writeDoorConfig, type Backend, type DaemonProcess, type TestDoor } from './support/daemon.js';
+import { knockFrom, launchDaemon, lineFor, untilOf, writeDoorConfig, type Backend, type DaemonLogLine, type DaemonProcess, type TestDoor } from './support/daemon.js';
 import { countOurObjects, snapshotRules, type RuleSnapshot } from './support/ruleset.js';
 import { addSourcePool, type SourcePool } from './support/sources.js';
 import { synSweep } from './support/sweep.js';
@@ -79,6 +79,15 @@ const NONE_LEFT: Record<FirewallKind, Record<string, number>> = {
 
 const sleepUntil = (wallMs: number): Promise<void> => sleep(Math.max(0, wallMs - Date.now()));
 
+/**
+ * A promise started now and awaited by a test later: marked handled, so a
+ * rejection is reported by that test rather than as an unhandled rejection.
+ */
+function settled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 for (const backend of BACKENDS) {
   const { firewall, capture } = backend;
   const grace = EXPIRY_GRACE_MS[firewall];
@@ -99,8 +108,88 @@ for (const backend of BACKENDS) {
       await knockFrom(lab, { host: server(family), ports: sequence, from });
       const opened = await daemon.waitFor(lineFor('access opened', from), `"access opened" for ${from}`, OPEN_WITHIN_MS, since);
       const c = await connectFrom(lab, lab.client, { host: server(family), port: DOOR_PORT, from, timeoutMs: 300, retryForMs: OPEN_WITHIN_MS });
-      expect(c.outcome, `connect from ${from} after its knock`).toBe('open');
+      if (c.outcome !== 'open') throw new Error(`connect from ${from} after its knock: ${c.outcome}, expected open`);
       return untilOf(opened);
+    }
+
+    interface KnockObservation {
+      readonly from: string;
+      readonly opened?: DaemonLogLine;
+      readonly reset?: DaemonLogLine;
+      /** From the knocking source to the door port. */
+      readonly connect: string;
+      readonly probes: readonly string[];
+      /** The kernel's access elements for the source, and for the bystander. */
+      readonly elements: readonly string[];
+      readonly bystanderElements: readonly string[];
+      /** "access opened" lines for the source by the end. */
+      readonly opens: number;
+    }
+
+    const elementsOf = (snapshot: RuleSnapshot, source: string): string[] => snapshot.elements.filter((e) => e.startsWith(`${source} `));
+
+    async function observeKnock(c: KnockCase): Promise<KnockObservation> {
+      const from = sources.next(c.family);
+      const host = server(c.family);
+      const other = bystander(c.family);
+      await knockFrom(lab, { host, ports: c.ports, from, ...(c.delayMs !== undefined ? { delayMs: c.delayMs } : {}) });
+      if (c.expect === 'open') {
+        const opened = await daemon.waitFor(lineFor('access opened', from), `"access opened" for ${from}`, OPEN_WITHIN_MS);
+        const first = await connectFrom(lab, lab.client, { host, port: DOOR_PORT, from, timeoutMs: 300, retryForMs: OPEN_WITHIN_MS });
+        // Read the kernel at once: the access lasts only a few seconds.
+        const [kernel, probes] = await Promise.all([
+          snapshotRules(lab, firewall),
+          probe(lab, [
+            { host, port: DOOR_PORT, from: other },
+            { host, port: OTHER_PORT, from },
+            { host, port: OTHER_PORT, from: other },
+          ]),
+        ]);
+        const opens = daemon.find(lineFor('access opened', from)).length;
+        return { from, opened, connect: first.outcome, probes, elements: elementsOf(kernel, from), bystanderElements: elementsOf(kernel, other), opens };
+      }
+      const reset = await daemon.waitFor(lineFor('sequence reset', from), `"sequence reset" for ${from}`, OPEN_WITHIN_MS);
+      await sleep(SETTLE_MS);
+      const [door, otherPort] = await probe(lab, [
+        { host, port: DOOR_PORT, from },
+        { host, port: OTHER_PORT, from },
+      ]);
+      const kernel = await snapshotRules(lab, firewall);
+      const opens = daemon.find(lineFor('access opened', from)).length;
+      return { from, reset, connect: door, probes: [otherPort], elements: elementsOf(kernel, from), bystanderElements: elementsOf(kernel, other), opens };
+    }
+
+    interface SweepObservation {
+      readonly ports: number;
+      readonly connect: string;
+      readonly opens: number;
+      readonly resets: number;
+    }
+
+    async function observeSweep(): Promise<SweepObservation> {
+      const from = sources.next(4);
+      const sweep = await synSweep(lab, { host: lab.server.v4, from, first: 1, last: 10_000 });
+      await sleep(SETTLE_MS);
+      const [connect] = await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from }]);
+      return {
+        ports: sweep.ports,
+        connect,
+        opens: daemon.find(lineFor('access opened', from)).length,
+        resets: daemon.find(lineFor('sequence reset', from)).length,
+      };
+    }
+
+    interface EstablishedObservation {
+      readonly held: Awaited<ReturnType<typeof holdAcrossExpiry>>;
+      readonly closeReason: unknown;
+    }
+
+    async function observeEstablished(): Promise<EstablishedObservation> {
+      const from = sources.next(4);
+      const until = await knockOpen(from, 4);
+      const held = await holdAcrossExpiry(lab, { host: lab.server.v4, port: DOOR_PORT, from }, until + grace);
+      const closed = await daemon.waitFor(lineFor('access closed', from), `"access closed" for ${from}`, 2000);
+      return { held, closeReason: closed.reason };
     }
 
     beforeAll(async () => {
@@ -131,56 +220,54 @@ for (const backend of BACKENDS) {
       expect(baseline.elements).toEqual([]);
     });
 
-    for (const c of KNOCK_CASES) {
-      // Distinct sources, so the cases can share the daemon at the same time.
-      it.concurrent(c.name, async ({ expect }) => {
-        const from = sources.next(c.family);
-        const host = server(c.family);
-        await knockFrom(lab, { host, ports: c.ports, from, ...(c.delayMs !== undefined ? { delayMs: c.delayMs } : {}) });
-        if (c.expect === 'open') {
-          const opened = await daemon.waitFor(lineFor('access opened', from), `"access opened" for ${from}`, OPEN_WITHIN_MS);
-          expect(opened.ports).toEqual([`${DOOR_PORT}/tcp`]);
-          const first = await connectFrom(lab, lab.client, { host, port: DOOR_PORT, from, timeoutMs: 300, retryForMs: OPEN_WITHIN_MS });
-          expect(first.outcome).toBe('open');
-          expect(
-            await probe(lab, [
-              { host, port: DOOR_PORT, from: bystander(c.family) },
-              { host, port: OTHER_PORT, from },
-              { host, port: OTHER_PORT, from: bystander(c.family) },
-            ]),
-          ).toEqual(['timeout', 'open', 'open']);
-          const kernel = await snapshotRules(lab, firewall);
-          expect(kernel.elements.filter((e) => e.startsWith(`${from} `))).toEqual([`${from} tcp/${DOOR_PORT}`]);
-          expect(kernel.elements.filter((e) => e.startsWith(`${bystander(c.family)} `))).toEqual([]);
-        } else {
-          const reset = await daemon.waitFor(lineFor('sequence reset', from), `"sequence reset" for ${from}`, OPEN_WITHIN_MS);
-          expect(reset.reason).toBe(c.reset);
-          await sleep(SETTLE_MS);
-          expect(await probe(lab, [{ host, port: DOOR_PORT, from }, { host, port: OTHER_PORT, from }])).toEqual(['timeout', 'open']);
-          expect(daemon.find(lineFor('access opened', from))).toEqual([]);
-          expect((await snapshotRules(lab, firewall)).elements.filter((e) => e.startsWith(`${from} `))).toEqual([]);
-        }
+    describe('scenarios run side by side (one fresh source each)', () => {
+      // Started together in beforeAll and asserted one per test, so the table
+      // costs the time of its slowest row, not the sum (it.concurrent would
+      // be capped at vitest's maxConcurrency of 5).
+      const knocks = new Map<string, Promise<KnockObservation>>();
+      let sweep: Promise<SweepObservation>;
+      let established: Promise<EstablishedObservation>;
+      beforeAll(() => {
+        for (const c of KNOCK_CASES) knocks.set(c.name, settled(observeKnock(c)));
+        sweep = settled(observeSweep());
+        established = settled(observeEstablished());
       });
-    }
 
-    it('an ascending SYN sweep over ports 1-10000 never opens the door', async () => {
-      const from = sources.next(4);
-      const sweep = await synSweep(lab, { host: lab.server.v4, from, first: 1, last: 10_000 });
-      expect(sweep.ports).toBe(10_000);
-      await sleep(SETTLE_MS);
-      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from }])).toEqual(['timeout']);
-      expect(daemon.find(lineFor('access opened', from))).toEqual([]);
-      // Not vacuous: the daemon saw the sweep start the sequence and reset it.
-      expect(daemon.find(lineFor('sequence reset', from)).length).toBeGreaterThan(0);
-    });
+      for (const c of KNOCK_CASES) {
+        it(c.name, async () => {
+          const o = await knocks.get(c.name)!;
+          if (c.expect === 'open') {
+            expect(o.opened?.ports, `"access opened" for ${o.from}`).toEqual([`${DOOR_PORT}/tcp`]);
+            expect(o.connect).toBe('open');
+            // Bystander -> door port, source -> other port, bystander -> other port.
+            expect(o.probes).toEqual(['timeout', 'open', 'open']);
+            expect(o.elements).toEqual([`${o.from} tcp/${DOOR_PORT}`]);
+          } else {
+            expect(o.reset?.reason, `"sequence reset" for ${o.from}`).toBe(c.reset);
+            expect(o.connect).toBe('timeout');
+            expect(o.probes).toEqual(['open']);
+            expect(o.elements).toEqual([]);
+          }
+          // Whatever it expects, no access for a source that never knocked.
+          expect(o.bystanderElements).toEqual([]);
+          expect(o.opens).toBe(c.expect === 'open' ? 1 : 0);
+        });
+      }
 
-    it('an established connection survives the close; new ones are dropped after the deadline', async () => {
-      const from = sources.next(4);
-      const until = await knockOpen(from, 4);
-      const held = await holdAcrossExpiry(lab, { host: lab.server.v4, port: DOOR_PORT, from }, until + grace);
-      expect(held).toEqual({ before: 'before', newAfter: 'timeout', heldAfter: 'after' });
-      const closed = await daemon.waitFor(lineFor('access closed', from), `"access closed" for ${from}`, 2000);
-      expect(closed.reason).toBe('expired');
+      it('an ascending SYN sweep over ports 1-10000 never opens the door', async () => {
+        const o = await sweep;
+        expect(o.ports).toBe(10_000);
+        expect(o.connect).toBe('timeout');
+        expect(o.opens).toBe(0);
+        // Not vacuous: the daemon saw the sweep start the sequence and reset it.
+        expect(o.resets).toBeGreaterThan(0);
+      });
+
+      it('an established connection survives the close; new ones are dropped after the deadline', async () => {
+        const o = await established;
+        expect(o.held).toEqual({ before: 'before', newAfter: 'timeout', heldAfter: 'after' });
+        expect(o.closeReason).toBe('expired');
+      });
     });
 
     it('after SIGKILL of the daemon the kernel still ends the access by its deadline; the door stays shut for others', async () => {
