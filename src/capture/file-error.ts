@@ -5,11 +5,11 @@
 export class CaptureFileError extends Error {
   /** The file as named by the caller ('<stdin>' for standard input). */
   readonly file: string;
-  /** Byte offset in the file of the header, record or block at fault. */
+  /** Byte offset in the file of the header, record or block at fault; -1 when the file could not be read at all. */
   readonly offset: number;
 
   constructor(file: string, offset: number, problem: string, options?: { cause?: unknown }) {
-    super(`${file}: byte ${offset}: ${problem}`, options);
+    super(offset < 0 ? `${file}: ${problem}` : `${file}: byte ${offset}: ${problem}`, options);
     this.name = 'CaptureFileError';
     this.file = file;
     this.offset = offset;

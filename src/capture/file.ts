@@ -94,7 +94,7 @@ export function readCaptureFile(path: string, options: ReadCaptureOptions = {}):
         if (!err) close(opened, () => {});
         return;
       }
-      if (err) return fail(new CaptureFileError(path, 0, `cannot open: ${err.message}`, { cause: err }));
+      if (err) return fail(new CaptureFileError(path, -1, `cannot open: ${err.message}`, { cause: err }));
       fd = opened;
       fstat(fd, (statErr, st) => {
         if (stopped) return release();

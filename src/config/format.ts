@@ -57,6 +57,11 @@ export function formatConfig(cfg: KnockwatchConfig): string {
       // Everything but the doors list itself reads best on one line.
       if (node !== doors) node.flow = true;
     },
+    Scalar(_key, node) {
+      // A block scalar cannot stand inside a flow sequence: strings with line
+      // breaks or other control characters are written double-quoted (escaped).
+      if (typeof node.value === 'string' && /[\u0000-\u001f\u007f]/.test(node.value)) node.type = 'QUOTE_DOUBLE';
+    },
   });
   return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }

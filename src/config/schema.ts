@@ -18,7 +18,7 @@ export const MAX_SOURCES_LIMIT = 10_000_000;
 export const DEFAULT_MAX_SOURCES = 100_000;
 /** Door names become parts of nftables set and iptables chain names. */
 export const DOOR_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
-export const PLACEHOLDERS = ['%IP%', '%PORT%', '%DOOR%'] as const;
+export const PLACEHOLDERS = ['%IP%', '%PORT%', '%PROTO%', '%DOOR%'] as const;
 
 /**
  * A value checked by a plain function that throws ValueError; the error

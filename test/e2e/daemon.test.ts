@@ -43,14 +43,16 @@ interface KnockCase {
   readonly ports: readonly number[];
   readonly delayMs?: number;
   readonly expect: 'open' | 'closed';
+  /** Knock from the lab's own client address (10.199.0.2 / fd00:6b77::2) instead of a fresh pool address. */
+  readonly fromClient?: boolean;
   /** For 'closed': the reset the daemon must log for the source. */
   readonly reset?: 'wrong-port' | 'window';
 }
 
 /** The shared scenario table: every backend combination runs all of it. */
 const KNOCK_CASES: readonly KnockCase[] = [
-  { name: 'correct IPv4 sequence opens exactly the door port for exactly that source', family: 4, ports: SEQUENCE, expect: 'open' },
-  { name: 'correct IPv6 sequence opens exactly the door port for exactly that source', family: 6, ports: SEQUENCE, expect: 'open' },
+  { name: 'correct IPv4 sequence opens exactly the door port for exactly that source', family: 4, ports: SEQUENCE, expect: 'open', fromClient: true },
+  { name: 'correct IPv6 sequence opens exactly the door port for exactly that source', family: 6, ports: SEQUENCE, expect: 'open', fromClient: true },
   { name: 'wrong order stays closed', family: 4, ports: [5678, 1234, 9012], expect: 'closed', reset: 'wrong-port' },
   { name: 'wrong middle port stays closed', family: 4, ports: [1234, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
   { name: 'a wrong extra knock stays closed', family: 4, ports: [1234, 5678, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
@@ -129,7 +131,7 @@ for (const backend of BACKENDS) {
     const elementsOf = (snapshot: RuleSnapshot, source: string): string[] => snapshot.elements.filter((e) => e.startsWith(`${source} `));
 
     async function observeKnock(c: KnockCase): Promise<KnockObservation> {
-      const from = sources.next(c.family);
+      const from = c.fromClient ? (c.family === 4 ? lab.client.v4 : lab.client.v6) : sources.next(c.family);
       const host = server(c.family);
       const other = bystander(c.family);
       await knockFrom(lab, { host, ports: c.ports, from, ...(c.delayMs !== undefined ? { delayMs: c.delayMs } : {}) });

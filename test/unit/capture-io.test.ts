@@ -76,11 +76,12 @@ describe('readCaptureFile', () => {
     expect(openFds()).toBe(before);
   });
 
-  it('a missing file errors with CaptureFileError at offset 0', async () => {
+  it('a missing file errors with CaptureFileError naming the file, no byte offset', async () => {
     const missing = join(dir, 'nope.pcap');
     const out = await collect(readCaptureFile(missing));
     expect(out.error).toBeInstanceOf(CaptureFileError);
-    expect(out.error?.message).toMatch(new RegExp(`^${missing}: byte 0: cannot open: ENOENT`));
+    expect(out.error?.message).toMatch(new RegExp(`^${missing}: cannot open: ENOENT`));
+    expect((out.error as CaptureFileError).offset).toBe(-1);
   });
 
   it('a directory errors with the read failure', async () => {

@@ -348,7 +348,7 @@ describe('parseConfig: commands', () => {
     ['stop_command: [logger, [a]]', /expected a string, got a list/, 'doors[0].stop_command[1]'],
     ['stop_command: ["", x]', /program name must not be empty/, 'doors[0].stop_command[0]'],
     ['stop_command: [logger, "a\\0b"]', /NUL/, 'doors[0].stop_command[1]'],
-    ['start_command: [logger, "%IPP%"]', /unknown placeholder '%IPP%' \(known: %IP%, %PORT%, %DOOR%\)/, 'doors[0].start_command[1]'],
+    ['start_command: [logger, "%IPP%"]', /unknown placeholder '%IPP%' \(known: %IP%, %PORT%, %PROTO%, %DOOR%\)/, 'doors[0].start_command[1]'],
   ])('%s', (line, re, path) => {
     expectOnly(oneDoor(`    ${line}`), path, 7, re);
   });
