@@ -8,11 +8,14 @@
 // --avoid. Checksums are correct, so the receiver treats them as real traffic.
 // Stops by itself after --seconds (checked every batch, with alarm() as a
 // backstop should a send block), then prints one JSON line with what it sent.
+// --threads N sends from N threads, each with its own socket and 1/N of the
+// rate: on a veth pair the receiver's whole stack runs in the sender's
+// context, so one thread is often CPU-bound well below the rate wanted.
 //
 // Run it only inside a network namespace made for the benchmark: it floods.
 //
 //   flood --ifname IF --dst-mac MAC --dst A.B.C.D --seconds S [--rate PPS]
-//         [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]
+//         [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]
 //
 // stdout: {"event":"start","realtime_ns":N} when sending begins, then
 //         {"event":"done","sent":N,"tcp":N,"udp":N,"send_errors":N,"seconds":S,"pps":R,
@@ -24,6 +27,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +47,7 @@
 #define UDP_PAYLOAD 8
 #define MAX_AVOID 64
 #define MAX_SECONDS 600
+#define MAX_THREADS 16
 
 static volatile sig_atomic_t alarm_fired = 0;
 
@@ -59,7 +64,7 @@ static void die(const char *what) {
 static void usage(const char *why) {
   fprintf(stderr,
           "flood: %s\nusage: flood --ifname IF --dst-mac MAC --dst A.B.C.D --seconds S [--rate PPS]\n"
-          "             [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]\n",
+          "             [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]\n",
           why);
   exit(2);
 }
@@ -70,8 +75,8 @@ static uint64_t now_ns(clockid_t clock) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-// xorshift64*: fast, and good enough to spread addresses and ports.
-static uint64_t rng_state;
+// xorshift64*: fast, and good enough to spread addresses and ports. One per thread.
+static __thread uint64_t rng_state;
 static uint32_t rnd32(void) {
   rng_state ^= rng_state >> 12;
   rng_state ^= rng_state << 25;
@@ -129,7 +134,8 @@ struct config {
   uint32_t src_net; // host order
   uint32_t src_mask;
   long seconds;
-  long rate; // packets/s; 0 = as fast as the socket takes them
+  long rate; // packets/s, all threads together; 0 = as fast as the sockets take them
+  long threads;
   long udp_percent;
   uint16_t avoid[MAX_AVOID];
   int n_avoid;
@@ -137,7 +143,7 @@ struct config {
 };
 
 static struct config parse_args(int argc, char **argv) {
-  struct config c = {.src_net = 0xC6120000u, .src_mask = 0xFFFE0000u, .udp_percent = 30, .seed = 0x6b6e6f636bull};
+  struct config c = {.src_net = 0xC6120000u, .src_mask = 0xFFFE0000u, .udp_percent = 30, .threads = 1, .seed = 0x6b6e6f636bull};
   int have_mac = 0, have_dst = 0;
   c.seconds = -1;
   for (int i = 1; i < argc; i++) {
@@ -170,6 +176,8 @@ static struct config parse_args(int argc, char **argv) {
       c.seconds = parse_long(v, 1, MAX_SECONDS, "--seconds");
     } else if (!strcmp(a, "--rate")) {
       c.rate = parse_long(v, 0, 100000000, "--rate");
+    } else if (!strcmp(a, "--threads")) {
+      c.threads = parse_long(v, 1, MAX_THREADS, "--threads");
     } else if (!strcmp(a, "--udp-percent")) {
       c.udp_percent = parse_long(v, 0, 100, "--udp-percent");
     } else if (!strcmp(a, "--seed")) {
@@ -256,38 +264,106 @@ static void sleep_until(uint64_t mono_ns) {
   }
 }
 
-int main(int argc, char **argv) {
-  struct config c = parse_args(argc, argv);
-  rng_state = c.seed * 0x9E3779B97F4A7C15ull | 1;
+struct worker {
+  const struct config *c;
+  int fd;
+  int ifindex;
+  uint8_t src_mac[6];
+  uint64_t seed;
+  long rate; // this thread's share; 0 = unpaced
+  uint64_t start, end; // CLOCK_MONOTONIC ns, shared by all threads
+  // Results.
+  uint64_t sent, tcp, udp, errors, last;
+  int failed_errno;
+};
 
+static void *worker_run(void *arg) {
+  struct worker *w = arg;
+  const struct config *c = w->c;
+  rng_state = w->seed * 0x9E3779B97F4A7C15ull | 1;
+  struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_ifindex = w->ifindex, .sll_halen = 6};
+  memcpy(to.sll_addr, c->dst_mac, 6);
+  static __thread uint8_t frames[BATCH][FRAME_MAX];
+  struct iovec iov[BATCH];
+  struct mmsghdr msgs[BATCH];
+  int kinds[BATCH];
+
+  uint64_t now = now_ns(CLOCK_MONOTONIC);
+  while (!alarm_fired && now < w->end) {
+    for (int i = 0; i < BATCH; i++) {
+      iov[i].iov_base = frames[i];
+      iov[i].iov_len = build_frame(frames[i], c, w->src_mac, &kinds[i]);
+      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+      msgs[i].msg_hdr.msg_name = &to;
+      msgs[i].msg_hdr.msg_namelen = sizeof to;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = sendmmsg(w->fd, msgs, BATCH, 0);
+    if (n < 0) {
+      if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
+        w->failed_errno = errno;
+        break;
+      }
+      w->errors++;
+      n = 0;
+    }
+    // Frames the call did not take are simply not sent: the next batch is new.
+    for (int i = 0; i < n; i++) {
+      if (kinds[i]) w->udp++;
+      else w->tcp++;
+    }
+    w->sent += (uint64_t)n;
+    now = now_ns(CLOCK_MONOTONIC);
+    if (w->rate > 0) {
+      // Paced: this thread's n-th packet is due at start + n / rate.
+      uint64_t due = w->start + w->sent * 1000000000ull / (uint64_t)w->rate;
+      if (due > now) {
+        sleep_until(due < w->end ? due : w->end);
+        now = now_ns(CLOCK_MONOTONIC);
+      }
+    }
+  }
+  w->last = now;
+  return NULL;
+}
+
+static int open_socket(const char *ifname, int *ifindex, uint8_t mac[6]) {
   int fd = socket(AF_PACKET, SOCK_RAW, 0); // protocol 0: send only, receive nothing
   if (fd < 0) die("socket(AF_PACKET) (needs root or CAP_NET_RAW)");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  strncpy(ifr.ifr_name, c.ifname, IFNAMSIZ - 1);
-  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) die(c.ifname);
-  int ifindex = ifr.ifr_ifindex;
+  strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) die(ifname);
+  *ifindex = ifr.ifr_ifindex;
   if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) die("SIOCGIFHWADDR");
-  uint8_t src_mac[6];
-  memcpy(src_mac, ifr.ifr_hwaddr.sa_data, 6);
-
-  struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = ifindex};
+  memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+  struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = *ifindex};
   if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) die("bind");
   int one = 1;
   // Skip the qdisc layer when the kernel allows it (veth has none anyway).
   (void)setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
   int sndbuf = 4 << 20;
   (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  return fd;
+}
 
-  struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_ifindex = ifindex, .sll_halen = 6};
-  memcpy(to.sll_addr, c.dst_mac, 6);
-  static uint8_t frames[BATCH][FRAME_MAX];
-  static struct iovec iov[BATCH];
-  static struct mmsghdr msgs[BATCH];
-  int kinds[BATCH];
+int main(int argc, char **argv) {
+  struct config c = parse_args(argc, argv);
+  struct worker workers[MAX_THREADS];
+  memset(workers, 0, sizeof workers);
+  for (long t = 0; t < c.threads; t++) {
+    struct worker *w = &workers[t];
+    w->c = &c;
+    w->fd = open_socket(c.ifname, &w->ifindex, w->src_mac);
+    w->seed = c.seed + (uint64_t)t * 7919;
+    // Split the rate; the first threads take the remainder.
+    w->rate = c.rate == 0 ? 0 : c.rate / c.threads + (t < c.rate % c.threads ? 1 : 0);
+    if (c.rate > 0 && w->rate == 0) w->rate = 1;
+  }
 
-  // Backstop for the duration check in the loop: a send that blocks past the
-  // end is interrupted (no SA_RESTART) and the loop sees alarm_fired.
+  // Backstop for the duration check in the loops: a send that blocks past the
+  // end is interrupted (no SA_RESTART) and the loops see alarm_fired.
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_alarm;
@@ -300,47 +376,38 @@ int main(int argc, char **argv) {
   printf("{\"event\":\"start\",\"realtime_ns\":%llu}\n", (unsigned long long)start_rt);
   fflush(stdout);
 
-  uint64_t sent = 0, tcp = 0, udp = 0, errors = 0;
-  uint64_t now = start;
-  while (!alarm_fired && now < end) {
-    for (int i = 0; i < BATCH; i++) {
-      iov[i].iov_base = frames[i];
-      iov[i].iov_len = build_frame(frames[i], &c, src_mac, &kinds[i]);
-      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_name = &to;
-      msgs[i].msg_hdr.msg_namelen = sizeof to;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    int n = sendmmsg(fd, msgs, BATCH, 0);
-    if (n < 0) {
-      if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR) die("sendmmsg");
-      errors++;
-      n = 0;
-    }
-    // Frames the call did not take are simply not sent: the next batch is new.
-    for (int i = 0; i < n; i++) {
-      if (kinds[i]) udp++;
-      else tcp++;
-    }
-    sent += (uint64_t)n;
-    now = now_ns(CLOCK_MONOTONIC);
-    if (c.rate > 0) {
-      // Paced: the n-th packet is due at start + n / rate.
-      uint64_t due = start + sent * 1000000000ull / (uint64_t)c.rate;
-      if (due > now) {
-        sleep_until(due < end ? due : end);
-        now = now_ns(CLOCK_MONOTONIC);
-      }
+  pthread_t tids[MAX_THREADS];
+  for (long t = 0; t < c.threads; t++) {
+    workers[t].start = start;
+    workers[t].end = end;
+    int err = pthread_create(&tids[t], NULL, worker_run, &workers[t]);
+    if (err) {
+      errno = err;
+      die("pthread_create");
     }
   }
+  uint64_t sent = 0, tcp = 0, udp = 0, errors = 0, last = start;
+  int failed = 0;
+  for (long t = 0; t < c.threads; t++) {
+    pthread_join(tids[t], NULL);
+    struct worker *w = &workers[t];
+    sent += w->sent;
+    tcp += w->tcp;
+    udp += w->udp;
+    errors += w->errors;
+    if (w->last > last) last = w->last;
+    if (w->failed_errno) {
+      fprintf(stderr, "flood: sendmmsg: %s\n", strerror(w->failed_errno));
+      failed = 1;
+    }
+    close(w->fd);
+  }
   uint64_t stop_rt = now_ns(CLOCK_REALTIME);
-  double seconds = (double)(now - start) / 1e9;
-  printf("{\"event\":\"done\",\"sent\":%llu,\"tcp\":%llu,\"udp\":%llu,\"send_errors\":%llu,\"seconds\":%.3f,\"pps\":%.0f,"
+  double seconds = (double)(last - start) / 1e9;
+  printf("{\"event\":\"done\",\"sent\":%llu,\"tcp\":%llu,\"udp\":%llu,\"send_errors\":%llu,\"threads\":%ld,\"seconds\":%.3f,\"pps\":%.0f,"
          "\"start_ns\":%llu,\"end_ns\":%llu}\n",
-         (unsigned long long)sent, (unsigned long long)tcp, (unsigned long long)udp, (unsigned long long)errors, seconds,
+         (unsigned long long)sent, (unsigned long long)tcp, (unsigned long long)udp, (unsigned long long)errors, c.threads, seconds,
          seconds > 0 ? (double)sent / seconds : 0.0, (unsigned long long)start_rt, (unsigned long long)stop_rt);
   fflush(stdout);
-  close(fd);
-  return 0;
+  return failed;
 }

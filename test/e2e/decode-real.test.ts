@@ -204,7 +204,6 @@ describeLab('decoding real captures (tcpdump in the lab)', () => {
     expect(await serverRepliesTo(`src host ${S4} and icmp[icmptype] = icmp-unreach`)).toBeGreaterThanOrEqual(2); // real + built UDP
   });
 
-
   it.each([
     ['Ethernet (tcpdump -i kw0)', 'ether', LinkType.ETHERNET],
     ['SLL2 (tcpdump -i any)', 'sll2', LinkType.LINUX_SLL2],
