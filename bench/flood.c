@@ -18,7 +18,7 @@
 //         [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]
 //
 // stdout: {"event":"start","realtime_ns":N} when sending begins, then
-//         {"event":"done","sent":N,"tcp":N,"udp":N,"send_errors":N,"seconds":S,"pps":R,
+//         {"event":"done","sent":N,"tcp":N,"udp":N,"send_errors":N,"threads":N,"seconds":S,"pps":R,
 //          "start_ns":N,"end_ns":N}
 #define _GNU_SOURCE
 #include <arpa/inet.h>

@@ -34,6 +34,12 @@ export interface KnockEvent {
   readonly family: 4 | 6;
   /** Source address in canonical text form (IPv4 dotted quad, RFC 5952 IPv6). */
   readonly source: string;
+  /**
+   * Optional 16-bit fold of the source address bytes (sourceFold()). Not
+   * unique: the detector uses it only to skip its Map for sources it cannot
+   * hold, which under a spoofed flood is nearly every packet.
+   */
+  readonly sourceFold?: number;
   readonly destination: string;
   readonly protocol: Protocol;
   readonly sourcePort: number;
@@ -123,6 +129,13 @@ export interface KnockwatchConfig {
   /** Cap on sources with sequence state; the oldest is evicted beyond it. */
   readonly maxSources: number;
   readonly doors: readonly Door[];
+}
+
+/** 16-bit fold of address bytes at `off` (4 for IPv4, 16 for IPv6); see KnockEvent.sourceFold. */
+export function sourceFold(b: Uint8Array, off: number, length: 4 | 16): number {
+  let h = 0;
+  for (let i = 0; i < length; i += 2) h ^= (b[off + i] << 8) | b[off + i + 1];
+  return h;
 }
 
 export function formatPort(p: PortSpec): string {

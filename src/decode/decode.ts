@@ -11,7 +11,7 @@
 //   the event, the source address text (the destination's is reused while it
 //   repeats, see destination4) and a payload view when there is a payload;
 // - time comes from the frame, never from the clock.
-import type { Frame, KnockEvent } from '../types.js';
+import { sourceFold, type Frame, type KnockEvent } from '../types.js';
 import { formatIPv4, formatIPv6 } from './address.js';
 import { PACKET_OUTGOING } from './link-types.js';
 
@@ -287,6 +287,7 @@ function transport(
     time: frame.time,
     family,
     source: family === 4 ? formatIPv4(d, addrOff) : formatIPv6(d, addrOff),
+    sourceFold: sourceFold(d, addrOff, addrLen),
     destination: family === 4 ? destination4(d, addrOff + addrLen) : destination6(d, addrOff + addrLen),
     protocol: proto === TCP ? 'tcp' : 'udp',
     sourcePort: (d[p] << 8) | d[p + 1],

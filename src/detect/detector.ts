@@ -119,6 +119,8 @@ interface Progress {
 
 interface SourceState {
   readonly source: string;
+  /** KnockEvent.sourceFold of the event that created the state, or -1 without one. */
+  readonly fold: number;
   /** Indexed by door index; created when the source first touches a door. */
   readonly progress: (Progress | undefined)[];
   /** Packet time of the last accepted step on any door; orders the list. */
@@ -157,6 +159,12 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
   const maxSources = checkMaxSources(options.maxSources ?? DEFAULT_MAX_SOURCES);
 
   const sources = new Map<string, SourceState>();
+  // Counting filter over KnockEvent.sourceFold: a zero count proves a source
+  // holds no state, so a flood of strangers never hashes its (fresh, often
+  // rope-shaped) address strings into the Map. States created from events
+  // without a fold are counted in `unfolded`, which disables the shortcut.
+  const foldCounts = new Uint32Array(65536);
+  let unfolded = 0;
   let oldest: SourceState | null = null;
   let newest: SourceState | null = null;
 
@@ -207,6 +215,8 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
   function drop(st: SourceState): void {
     unlink(st);
     sources.delete(st.source);
+    if (st.fold < 0) unfolded--;
+    else foldCounts[st.fold]--;
   }
 
   // --- decisions -----------------------------------------------------------
@@ -362,7 +372,9 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     // `& 0xffff` keeps only 16-bit integers equal to themselves (rejects NaN, fractions, negatives).
     if ((port & 0xffff) !== port || (protocol !== 'tcp' && protocol !== 'udp')) throw badEvent(ev);
     const key = protocol === 'tcp' ? port : port + 65536;
-    let st = sources.size === 0 ? undefined : sources.get(ev.source);
+    const fold = ev.sourceFold;
+    const known = fold === undefined || unfolded > 0 || foldCounts[fold & 0xffff] !== 0;
+    let st = sources.size === 0 || !known ? undefined : sources.get(ev.source);
     if (st === undefined) {
       // The hot path for floods and scans: a stranger on a non-first-step port.
       if (firstStepMask[key] !== 1) return;
@@ -372,7 +384,10 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
         evictions++;
         resetAll(emit, victim, t, 'evicted');
       }
-      st = { source: ev.source, progress: new Array<Progress | undefined>(doorCount).fill(undefined), lastActivity: t, older: null, newer: null };
+      const f = fold === undefined ? -1 : fold & 0xffff;
+      st = { source: ev.source, fold: f, progress: new Array<Progress | undefined>(doorCount).fill(undefined), lastActivity: t, older: null, newer: null };
+      if (f < 0) unfolded++;
+      else foldCounts[f]++;
       sources.set(ev.source, st);
       append(st);
     }
@@ -404,6 +419,8 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     nextClose = Infinity;
     for (const m of accesses) m.clear();
     sources.clear();
+    foldCounts.fill(0);
+    unfolded = 0;
     oldest = null;
     newest = null;
   }
