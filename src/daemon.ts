@@ -64,9 +64,15 @@ function logDecision(log: Logger, d: Decision): void {
     case 'close':
       log.info({ door: d.door, source: d.source, ports: d.ports.map(formatPort), reason: d.reason }, 'access closed');
       break;
-    case 'reset':
-      log.info({ door: d.door, source: d.source, reason: d.reason, step: d.step, port: d.port, protocol: d.protocol }, 'sequence reset');
+    case 'reset': {
+      // A reset after real progress is news; one after only a first step is
+      // what every scanner and spoofed flood produces, so it stays at debug
+      // level rather than drowning the log.
+      const fields = { door: d.door, source: d.source, reason: d.reason, step: d.step, port: d.port, protocol: d.protocol };
+      if (d.step >= 2) log.info(fields, 'sequence reset');
+      else log.debug(fields, 'sequence reset');
       break;
+    }
     case 'progress':
       log.debug({ door: d.door, source: d.source, step: d.step, of: d.of }, 'sequence progress');
       break;

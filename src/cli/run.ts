@@ -2,7 +2,7 @@
 //                 [--capture pcap|ebpf] [--ebpf-hook tc|xdp] [--log-level L] [--log-format json|pretty]`
 // The daemon: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads the config.
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/index.js';
+import { configFileUnsafeReason, loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
 import { createLogger, isLogLevel, type Logger } from '../log.js';
 import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
@@ -38,6 +38,15 @@ interface Overrides {
   interface?: string;
   firewall?: FirewallKind;
   capture?: CaptureKind;
+}
+
+/** Loads the config file (refusing one others can write when we are root) and applies the command-line overrides. */
+async function loadEffective(path: string | undefined, overrides: Overrides): Promise<KnockwatchConfig> {
+  if (path !== undefined) {
+    const unsafe = await configFileUnsafeReason(path).catch(() => undefined);
+    if (unsafe) throw new Error(`refusing the configuration: ${unsafe}`);
+  }
+  return applyOverrides(await loadConfig(path), overrides);
 }
 
 function applyOverrides(config: KnockwatchConfig, o: Overrides): KnockwatchConfig {
@@ -93,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   const configPath = values.config;
   let config: KnockwatchConfig;
   try {
-    config = applyOverrides(await loadConfig(configPath), overrides);
+    config = await loadEffective(configPath, overrides);
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'configuration refused');
     return 2;
@@ -137,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
         logger.info({ config: configPath ?? '(built-in defaults)' }, 'SIGHUP: reloading configuration');
         let next: KnockwatchConfig;
         try {
-          next = applyOverrides(await loadConfig(configPath), overrides);
+          next = await loadEffective(configPath, overrides);
         } catch (err) {
           logger.error({ err: (err as Error).message }, 'reload refused: the running configuration stays');
           return;

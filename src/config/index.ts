@@ -15,3 +15,4 @@ export {
   DEFAULT_MAX_SOURCES,
   DOOR_NAME_RE,
 } from './schema.js';
+export { configFileUnsafeReason } from './safety.js';
