@@ -51,6 +51,7 @@ function captureSource(config: KnockwatchConfig, options: DaemonOptions): Observ
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       onReady: (ifs) => log.info({ interfaces: ifs }, 'eBPF capture attached'),
       onCounters: (c) => log.debug({ counters: c }, 'eBPF counters'),
+      onExit: (e) => log.info({ exitCode: e.exitCode, signal: e.signal, counters: e.counters }, 'eBPF capture detached'),
     });
   }
   return liveFrames({ interface: config.interface, doors: config.doors, logger: log });
