@@ -84,6 +84,21 @@ async function knock(ctx: DemoContext, ports: readonly number[], delayMs = 0): P
   return r.exitCode === 0 || t.check('knock client', false, `exited ${String(r.exitCode)}: ${stderr.trim()}`);
 }
 
+/**
+ * Our v4 set's elements once `done` holds for them, or as they are after
+ * `withinMs`. A decision is logged just before its firewall command runs, so
+ * the kernel catches up some ms after the log line.
+ */
+async function nftSetWhen(ctx: DemoContext, done: (elements: string) => boolean, withinMs: number): Promise<string> {
+  const deadline = performance.now() + withinMs;
+  let set = await nftSet(ctx);
+  while (!done(set) && performance.now() < deadline) {
+    await sleep(10);
+    set = await nftSet(ctx);
+  }
+  return set;
+}
+
 /** The `elements = { ... }` part of our v4 set, or '(empty)'. */
 async function nftSet(ctx: DemoContext): Promise<string> {
   const r = await ctx.lab.run(ctx.lab.server, ['nft', 'list', 'set', 'inet', 'knockwatch', `v4_${DEMO_DOOR.name}`]);
@@ -116,16 +131,10 @@ export async function scenarioRightSequence(ctx: DemoContext): Promise<void> {
     t.check('daemon opens the door', false, (err as Error).message.split('\n')[0]);
     return;
   }
-  // The decision is logged just before the firewall command runs: wait for
-  // the kernel's set to hold the element, then show it.
-  const deadline = performance.now() + OPEN_WITHIN_MS;
-  let set = await nftSet(ctx);
-  while (!set.includes(source) && performance.now() < deadline) {
-    await sleep(10);
-    set = await nftSet(ctx);
-  }
+  const element = `${source} . tcp . ${DEMO_DOOR.servicePort}`;
+  const set = await nftSetWhen(ctx, (e) => e.includes(element), OPEN_WITHIN_MS);
   t.say('server', `nft list set inet knockwatch v4_${DEMO_DOOR.name}: elements = ${set}`);
-  t.check('source is in the nftables set', set.includes(`${source} . tcp . ${DEMO_DOOR.servicePort}`), set);
+  t.check('source is in the nftables set', set.includes(element), set);
   await connectOpen(ctx);
 
   const until = Date.parse(String(opened.until));
@@ -136,7 +145,7 @@ export async function scenarioRightSequence(ctx: DemoContext): Promise<void> {
   } catch (err) {
     t.check('daemon closes the door after its duration', false, (err as Error).message.split('\n')[0]);
   }
-  const after = await nftSet(ctx);
+  const after = await nftSetWhen(ctx, (e) => !e.includes(source), OPEN_WITHIN_MS);
   t.say('server', `nft list set inet knockwatch v4_${DEMO_DOOR.name}: elements = ${after}`);
   t.check('the nftables set is empty again', !after.includes(source), after);
   await connectClosed(ctx, 'after the access ended');

@@ -83,13 +83,13 @@ export async function main(argv: string[]): Promise<number> {
   let lab: Lab | undefined;
   let daemon: DaemonProcess | undefined;
   let dir: string | undefined;
-  // On Ctrl-C the lab's own handler removes the namespaces and exits; the
-  // temporary config goes with this 'exit' hook.
+  // On Ctrl-C or SIGTERM the lab's own handler removes the namespaces and
+  // exits; the temporary config goes with this 'exit' hook.
   const removeDir = (): void => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   };
   let interrupted = false;
-  const onSigint = (): void => {
+  const onSignal = (): void => {
     if (!interrupted) t.note('\ninterrupted: removing the lab');
     interrupted = true;
     t.silence();
@@ -97,12 +97,13 @@ export async function main(argv: string[]): Promise<number> {
   process.on('exit', removeDir);
   try {
     lab = await createLab('demo');
-    // Registered after createLab installed its handlers (a SIGINT listener
-    // added earlier would disable Node's default exit on Ctrl-C), and with
+    // Registered after createLab installed its handlers (a listener added
+    // earlier would disable Node's default exit on Ctrl-C), and with
     // on(), not once(): execa's signal-exit re-raises a signal when its own
     // listener is the only one left, which would kill us before the lab's
     // (once) handler has removed the namespaces.
-    process.on('SIGINT', onSigint);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     t.note('knockwatch demo: the real daemon in a two-namespace lab');
     t.note(`  server ${lab.server.v4} (namespace ${lab.server.ns}): knockwatch run + a TCP service on port ${DEMO_DOOR.servicePort}`);
     t.note(`  client ${lab.client.v4} (namespace ${lab.client.ns}): knocks with \`knockwatch knock\``);
@@ -149,7 +150,10 @@ export async function main(argv: string[]): Promise<number> {
     process.off('exit', removeDir);
     // When interrupted, the lab's handler exits (130) once the namespaces are
     // gone; until then a second Ctrl-C must not kill us half-way.
-    if (!interrupted) process.off('SIGINT', onSigint);
+    if (!interrupted) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   }
   if (interrupted) return 130;
 

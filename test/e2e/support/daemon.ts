@@ -47,9 +47,13 @@ export interface Backend {
   readonly capture: CaptureKind;
 }
 
-/** Start `knockwatch run` in the server namespace and wait until its capture is open. */
+/**
+ * Start `knockwatch run` in the server namespace and wait until its capture is
+ * open. At debug level: a reset after the first step (what every scanner
+ * causes) is logged only there, and the tests wait for those too.
+ */
 export function launchDaemon(lab: Lab, configPath: string, backend: Backend): Promise<DaemonProcess> {
-  return startDaemonProcess(lab, { cliPath: requireBuiltCli(), configPath, firewall: backend.firewall, capture: backend.capture, logLevel: 'info' });
+  return startDaemonProcess(lab, { cliPath: requireBuiltCli(), configPath, firewall: backend.firewall, capture: backend.capture, logLevel: 'debug' });
 }
 
 export interface KnockSpec {
