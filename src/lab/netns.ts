@@ -86,8 +86,13 @@ function installExitHooks(): void {
   process.on('exit', () => {
     for (const lab of live) destroySync(lab);
   });
+  // A persistent listener (not once): with no listener left, a second signal,
+  // or execa's signal-exit hook, would end the process before destroy() ran.
+  let exiting = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (exiting) return;
+      exiting = true;
       void Promise.all([...live].map((l) => l.destroy())).finally(() => process.exit(130));
     });
   }
