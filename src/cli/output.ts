@@ -8,7 +8,7 @@ export interface LineSink {
   readonly closed: boolean;
 }
 
-export function stdoutLines(stream: NodeJS.WriteStream = process.stdout, limit = 64 * 1024): LineSink {
+export function stdoutLines(stream: NodeJS.WriteStream = process.stdout, limit = 64 * 1024, beforeWrite?: () => void): LineSink {
   let parts: string[] = [];
   let size = 0;
   let closed = false;
@@ -25,6 +25,7 @@ export function stdoutLines(stream: NodeJS.WriteStream = process.stdout, limit =
     },
     flush() {
       if (parts.length === 0 || closed) return;
+      beforeWrite?.();
       stream.write(parts.join('\n') + '\n');
       parts = [];
       size = 0;
@@ -59,7 +60,9 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr, interva
       }
     },
     clear(): void {
-      if (enabled && drawn) stream.write('\r\x1b[K');
+      if (!enabled || !drawn) return;
+      stream.write('\r\x1b[K');
+      drawn = false;
     },
   };
 }

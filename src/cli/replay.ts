@@ -58,8 +58,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const out = stdoutLines();
   const bar = progressBar();
+  // Lines and the bar may share one terminal: the bar is wiped before each write.
+  const out = stdoutLines(process.stdout, 64 * 1024, () => bar.clear());
   const verbose = args.values.verbose;
   const render = args.values.json ? (d: Decision) => JSON.stringify(decisionToJSON(d)) : decisionToText;
   const fileStats: CaptureFileStats = { frames: 0, bytes: 0 };
@@ -79,8 +80,8 @@ export async function main(argv: string[]): Promise<number> {
         complete: () => resolve(undefined),
       });
   });
-  out.flush();
   bar.clear();
+  out.flush();
 
   const elapsed = (performance.now() - started) / 1000;
   if (!args.values.quiet) {
