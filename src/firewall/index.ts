@@ -5,6 +5,7 @@ import type { Door, FirewallKind } from '../types.js';
 import { DEFAULT_DOOR_COMMAND_TIMEOUT_MS, runDoorCommand } from './commands.js';
 import { createIptables, type IptablesBinaries } from './iptables.js';
 import { createNftables, type NftRefreshMode } from './nftables.js';
+import { createNftSession, type NftSessionTuning } from './nft-session.js';
 import { createNone } from './none.js';
 import { createRunner, type Runner } from './run.js';
 import { createSerializer } from './serial.js';
@@ -20,7 +21,7 @@ export interface FirewallOptions {
   logger?: FirewallLogger;
   /** Replaces the execa runner (unit tests record commands with it). */
   runner?: Runner;
-  /** Run every command inside this named network namespace (the lab, the demo). Ignored with `runner`. */
+  /** Run every command inside this named network namespace (the lab, the demo). Ignored with `runner`, except by an nft session. */
   netns?: string;
   /** nftables table name (default knockwatch). */
   table?: string;
@@ -34,6 +35,12 @@ export interface FirewallOptions {
   setSize?: number;
   /** nftables: how a refresh is written; default 'auto' (probed at init). */
   nftRefresh?: NftRefreshMode | 'auto';
+  /**
+   * nftables: open/close through a long-lived `nft -i` (falling back to
+   * `nft -f -`). Default on with the real runner; off with an injected
+   * `runner` (the session runs the real nft), unless tuning is given.
+   */
+  nftSession?: boolean | NftSessionTuning;
   /** Time limit for a door's start/stop command, ms. */
   commandTimeoutMs?: number;
   /** Wall clock, ms since the epoch (tests). */
@@ -46,14 +53,26 @@ export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}
   const common = { runner, logger, ...(options.now ? { now: options.now } : {}), ...(options.setSize !== undefined ? { setSize: options.setSize } : {}) };
   let backend: FirewallAdapter;
   switch (kind) {
-    case 'nftables':
+    case 'nftables': {
+      const sessionWanted = options.nftSession ?? options.runner === undefined;
+      const session =
+        sessionWanted === false
+          ? undefined
+          : createNftSession({
+              ...(sessionWanted === true ? {} : sessionWanted),
+              logger,
+              ...(options.binaries?.nft !== undefined ? { nft: options.binaries.nft } : {}),
+              ...(options.netns !== undefined ? { netns: options.netns } : {}),
+            });
       backend = createNftables({
         ...common,
         ...(options.table !== undefined ? { table: options.table } : {}),
         ...(options.binaries?.nft !== undefined ? { nft: options.binaries.nft } : {}),
         ...(options.nftRefresh !== undefined ? { refresh: options.nftRefresh } : {}),
+        ...(session ? { session } : {}),
       });
       break;
+    }
     case 'iptables':
       backend = createIptables({
         ...common,

@@ -15,6 +15,10 @@
 // A second knock while open refreshes the element's timeout in place (see
 // NftRefreshMode; init finds out which way this kernel supports).
 //
+// open() and close() run on the hot path of a knock: they go through a
+// long-lived `nft -i` (nft-session.ts) when one is given, with `nft -f -` as
+// the fallback for anything the session cannot confirm.
+//
 // Set names put the family first (v4_ssh, not ssh_v4) because nft identifiers
 // must start with a letter and door names may start with a digit or '-'.
 // Our accepts only end this chain: nft still runs other tables' base chains
@@ -22,6 +26,7 @@
 // access away; a host firewall that drops the door ports must allow them
 // itself for knockwatch to be able to open them.
 import type { Door, PortSpec } from '../types.js';
+import type { NftSession } from './nft-session.js';
 import { runChecked, type Runner } from './run.js';
 import { FirewallError, type Access, type AccessKey, type FirewallAdapter, type FirewallLogger } from './types.js';
 import { checkAccess, comparePorts, indexDoors, remainingMs, sortAccesses } from './validate.js';
@@ -39,13 +44,22 @@ export interface NftablesOptions {
   readonly now?: () => number;
   /** How open() refreshes an element; 'auto' probes the kernel at init. */
   readonly refresh?: NftRefreshMode | 'auto';
+  /**
+   * Long-lived `nft -i` for open() and close(); whatever it cannot confirm
+   * goes through `nft -f -` (the runner) as before. Stopped by shutdown().
+   */
+  readonly session?: NftSession;
 }
 
 /**
  * 'add': a plain `add element` sets the timeout of an existing element too
- * (Linux >= 6.12; older kernels keep the old timeout). 'replace': add, delete,
- * add again in one transaction, which works everywhere but makes the kernel
- * wait for an RCU grace period: measured ~19 ms against ~6 ms for 'add'.
+ * (Linux >= 6.12; older kernels keep the old timeout). It carries `expires`
+ * as well: the kernel updates an existing element only when the timeout
+ * differs (in jiffies) or an expiration is given, so a refresh with the same
+ * duration, the usual case, would otherwise leave the old deadline (seen on
+ * 6.18). 'replace': add, delete, add again in one transaction, which works
+ * everywhere but makes the kernel wait for an RCU grace period: measured
+ * ~19 ms against ~6 ms for 'add'.
  */
 export type NftRefreshMode = 'add' | 'replace';
 
@@ -145,8 +159,8 @@ function elementKeys(access: AccessKey): string[] {
 export function buildNftOpen(table: string, access: AccessKey, timeoutMs: number, mode: NftRefreshMode): string {
   const set = `inet ${checkTableName(table)} ${nftSetName(access.door, access.family)}`;
   const timeout = formatNftDuration(timeoutMs);
+  if (mode === 'add') return `add element ${set} { ${elementKeys(access).map((k) => `${k} timeout ${timeout} expires ${timeout}`).join(', ')} }\n`;
   const add = `add element ${set} { ${elementKeys(access).map((k) => `${k} timeout ${timeout}`).join(', ')} }`;
-  if (mode === 'add') return `${add}\n`;
   return [add, `delete element ${set} { ${elementKeys(access).join(', ')} }`, add, ''].join('\n');
 }
 
@@ -222,7 +236,25 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
   let doors: Map<string, Door> | undefined;
   let refresh: NftRefreshMode = options.refresh === 'add' ? 'add' : 'replace';
 
+  const { session } = options;
   const transaction = (input: string) => runChecked(runner, { file: nft, args: ['-f', '-'], input });
+  /**
+   * The hot path: the session when it confirms the command ran without error,
+   * else the same text through `nft -f -`, whose result (and error message)
+   * is definitive. Open and close texts are idempotent, so a command the
+   * session did run before failing is harmless to run again.
+   */
+  const hot = async (input: string): Promise<void> => {
+    if (session) {
+      const result = await session.apply(input);
+      if (result.ok) {
+        logger.debug({ ms: result.ms, pid: session.pid }, 'nft session command');
+        return;
+      }
+      logger.debug({ reason: result.reason }, 'nft session did not confirm; running nft -f -');
+    }
+    await transaction(input);
+  };
   const ready = (): Map<string, Door> => {
     if (!doors) throw new FirewallError('nftables firewall is not initialised (call init() first)');
     return doors;
@@ -244,18 +276,21 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
       }
       await runChecked(runner, { file: nft, args: ['delete', 'set', ...probeSet] });
       doors = indexed;
+      // Started now so that the first knock does not pay for nft's start-up.
+      session?.warm();
       logger.info({ table: `inet ${table}`, doors: [...indexed.keys()], refresh }, 'nftables table installed');
     },
     async open(access) {
       checkAccess(access, ready());
-      await transaction(buildNftOpen(table, access, remainingMs(access, now()), refresh));
+      await hot(buildNftOpen(table, access, remainingMs(access, now()), refresh));
     },
     async close(access) {
       checkAccess(access, ready());
-      await transaction(buildNftClose(table, access));
+      await hot(buildNftClose(table, access));
     },
     async shutdown() {
       doors = undefined;
+      await session?.stop();
       // `table` first so the delete succeeds when there is nothing to delete.
       await transaction(`table inet ${table} {}\ndelete table inet ${table}\n`);
       logger.info({ table: `inet ${table}` }, 'nftables table removed');

@@ -58,25 +58,43 @@ export function formatCommand(file: string, args: readonly string[]): string {
   return [file, ...args].map((a) => (SAFE_ARG_RE.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
 }
 
+/**
+ * Environment added to the inherited one for every command: English, stable
+ * messages (they are shown to users and parsed in places).
+ */
+export const COMMAND_ENV: Readonly<Record<string, string>> = { LC_ALL: 'C' };
+
+/** Check a network namespace name before it becomes part of a /run/netns path. */
+export function checkNetnsName(netns: string): string {
+  if (!NETNS_NAME_RE.test(netns) || netns === '.' || netns === '..') {
+    throw new FirewallError(`invalid network namespace name '${netns}'`);
+  }
+  return netns;
+}
+
+/**
+ * The argv that runs `file args` in the named network namespace (or as is).
+ * nsenter rather than `ip netns exec`: it only switches the network namespace,
+ * without remounting /sys, starts faster, and execs the program in place (same
+ * pid, same stdin), which the long-lived nft session relies on.
+ */
+export function commandArgv(file: string, args: readonly string[], netns?: string): [string, string[]] {
+  return netns === undefined ? [file, [...args]] : ['nsenter', [`--net=/run/netns/${checkNetnsName(netns)}`, file, ...args]];
+}
+
 export function createRunner(options: RunnerOptions = {}): Runner {
   const logger = options.logger ?? silentLogger;
   const defaultTimeout = options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const netns = options.netns;
-  if (netns !== undefined && (!NETNS_NAME_RE.test(netns) || netns === '.' || netns === '..')) {
-    throw new FirewallError(`invalid network namespace name '${netns}'`);
-  }
+  if (netns !== undefined) checkNetnsName(netns);
   return async (request) => {
-    // nsenter rather than `ip netns exec`: it only switches the network
-    // namespace, without remounting /sys, and starts faster.
-    const [file, args] =
-      netns === undefined ? [request.file, request.args] : ['nsenter', [`--net=/run/netns/${netns}`, request.file, ...request.args]];
+    const [file, args] = commandArgv(request.file, request.args, netns);
     const started = process.hrtime.bigint();
     const timeout = request.timeoutMs ?? defaultTimeout;
-    const r = await execa(file, [...args], {
+    const r = await execa(file, args, {
       reject: false,
       timeout,
-      // English, stable messages: they are shown to users and parsed in places.
-      env: { LC_ALL: 'C' },
+      env: COMMAND_ENV,
       ...(request.input !== undefined ? { input: request.input } : { stdin: 'ignore' as const }),
     });
     const ms = Number(process.hrtime.bigint() - started) / 1e6;

@@ -25,7 +25,7 @@ export interface FirewallAdapter {
   readonly kind: FirewallKind;
   /** Remove whatever a previous run left behind and install the doors' rules (atomically where the backend can). */
   init(doors: readonly Door[]): Promise<void>;
-  /** Grant or refresh access; the kernel ends it at `until` even if this process dies. One process spawn. */
+  /** Grant or refresh access; the kernel ends it at `until` even if this process dies. One transaction (nftables: through its nft session when one runs). */
   open(access: Access): Promise<void>;
   /** End access now. Closing an access that is not (or no longer) open is not an error. */
   close(access: AccessKey): Promise<void>;

@@ -105,7 +105,10 @@ describe('nftables adapter commands', () => {
     await fw.open({ door: '9web-x', source: '10.0.0.2', family: 4, ports: [webDoor.open[0], webDoor.open[2]], until: NOW + 20_000 });
     expect(rec.calls).toHaveLength(1);
     expect(rec.calls[0].args).toEqual(['-f', '-']);
-    expect(rec.calls[0].input).toBe('add element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443 timeout 20s, 10.0.0.2 . udp . 53 timeout 20s }\n');
+    // `expires` too: without it the kernel ignores a re-add with an unchanged timeout.
+    expect(rec.calls[0].input).toBe(
+      'add element inet knockwatch v4_9web-x { 10.0.0.2 . tcp . 443 timeout 20s expires 20s, 10.0.0.2 . udp . 53 timeout 20s expires 20s }\n',
+    );
   });
 
   it('open is ONE command; otherwise add, delete, add again in one transaction', async () => {
@@ -129,7 +132,7 @@ describe('nftables adapter commands', () => {
     await fw.init([sshDoor]);
     expect(rec.calls.map((c) => c.args[0])).toEqual(['-f', 'delete']);
     await fw.open(ok);
-    expect(rec.calls[2].input).toBe('add element inet knockwatch v4_ssh { 10.0.0.2 . tcp . 2222 timeout 1s }\n');
+    expect(rec.calls[2].input).toBe('add element inet knockwatch v4_ssh { 10.0.0.2 . tcp . 2222 timeout 1s expires 1s }\n');
   });
 
   it('close deletes idempotently and uses the IPv6 set for IPv6 sources', async () => {
