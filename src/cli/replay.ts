@@ -6,7 +6,7 @@ import { readCaptureFile, type CaptureFileStats } from '../capture/file.js';
 import { decodeFrames } from '../decode/operator.js';
 import { createDecodeStats } from '../decode/decode.js';
 import { detectKnocks } from '../detect/operator.js';
-import { loadConfig } from '../config/index.js';
+import { loadConfig } from '../config/load.js';
 import type { Decision } from '../types.js';
 import { decisionToJSON, decisionToText } from './format.js';
 import { progressBar, stdoutLines } from './output.js';

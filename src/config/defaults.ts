@@ -1,6 +1,6 @@
 // The configuration used when no file is given: the seeds' single ssh door.
 import type { KnockwatchConfig } from '../types.js';
-import { DEFAULT_MAX_SOURCES } from './schema.js';
+import { DEFAULT_MAX_SOURCES } from '../limits.js';
 
 /** A fresh copy each call, so callers can never alter the defaults. */
 export function defaultConfig(): KnockwatchConfig {

@@ -3,7 +3,6 @@ import { open } from 'node:fs/promises';
 import type { KnockwatchConfig } from '../types.js';
 import { defaultConfig } from './defaults.js';
 import { ConfigError } from './errors.js';
-import { parseConfig } from './parse.js';
 
 /** A config is a few KB; the cap keeps `check-config /dev/zero` from eating memory. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -11,7 +10,11 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** No path: the defaults. Otherwise the file, validated; ConfigError on any problem. */
 export async function loadConfig(path?: string): Promise<KnockwatchConfig> {
   if (path === undefined) return defaultConfig();
-  return parseConfig(await readConfigText(path), path);
+  const text = await readConfigText(path);
+  // Loaded on demand: the YAML parser and the schema cost ~0.15 s of start-up
+  // that a replay with the default config should not pay.
+  const { parseConfig } = await import('./parse.js');
+  return parseConfig(text, path);
 }
 
 /** The file's text, or a ConfigError naming the file and the OS error. */

@@ -6,18 +6,17 @@ import type { PortSpec } from '../types.js';
 import { ValueError, describeValue, type PathSegment } from './errors.js';
 import { checkDurationMax, parseDuration } from './duration.js';
 import { parsePortSpec } from './port.js';
+import { DEFAULT_MAX_SOURCES, DOOR_NAME_RE, MAX_DURATION_MS, MAX_GAP_MS, MAX_SEQUENCE_STEPS, MAX_SOURCES_LIMIT, MAX_WINDOW_MS } from '../limits.js';
 
-/** knockd's limit; also bounds the work a single source can cost. */
-export const MAX_SEQUENCE_STEPS = 32;
-export const MAX_WINDOW_MS = 3_600_000;
-export const MAX_GAP_MS = MAX_WINDOW_MS;
-/** So a typo cannot open a door for years. */
-export const MAX_DURATION_MS = 7 * 24 * 3_600_000;
-/** Far above any real need; stops a typo from sizing the source table at billions. */
-export const MAX_SOURCES_LIMIT = 10_000_000;
-export const DEFAULT_MAX_SOURCES = 100_000;
-/** Door names become parts of nftables set and iptables chain names. */
-export const DOOR_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+export {
+  MAX_SEQUENCE_STEPS,
+  MAX_WINDOW_MS,
+  MAX_GAP_MS,
+  MAX_DURATION_MS,
+  MAX_SOURCES_LIMIT,
+  DEFAULT_MAX_SOURCES,
+  DOOR_NAME_RE,
+} from '../limits.js';
 export const PLACEHOLDERS = ['%IP%', '%PORT%', '%PROTO%', '%DOOR%'] as const;
 
 /**

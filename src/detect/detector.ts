@@ -54,7 +54,9 @@ import type { Decision, Door, KnockEvent, PortSpec, ResetReason } from '../types
 import { compileDoors, REPEAT_MS, type CompiledDoor } from './doors.js';
 import { createDeadlineHeap, type HeapEntry } from './deadline-heap.js';
 
-export const DEFAULT_MAX_SOURCES = 100_000;
+import { DEFAULT_MAX_SOURCES } from '../limits.js';
+
+export { DEFAULT_MAX_SOURCES };
 
 export interface DetectorOptions {
   /** Cap on sources with sequence state (default 100,000). */

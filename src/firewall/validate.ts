@@ -5,8 +5,9 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Door, PortSpec } from '../types.js';
 import { FirewallError, type Access, type AccessKey } from './types.js';
 
-/** Same rule as the config loader: names become parts of set and chain names. */
-export const DOOR_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+import { DOOR_NAME_RE } from '../limits.js';
+
+export { DOOR_NAME_RE };
 /** ipset's limit (2147483 s), which is also far inside nft's. */
 export const MAX_ACCESS_MS = 2_147_483_000;
 

@@ -1,0 +1,17 @@
+// Limits and shared rules that several stages enforce. They live here, with
+// no dependencies, so that each stage checks the same rule and so that code
+// which only needs a constant (the defaults, the detector) does not load the
+// config parser and its schema library.
+
+/** knockd's limit; also bounds the work a single source can cost. */
+export const MAX_SEQUENCE_STEPS = 32;
+export const MAX_WINDOW_MS = 3_600_000;
+export const MAX_GAP_MS = MAX_WINDOW_MS;
+/** So a typo cannot open a door for years. */
+export const MAX_DURATION_MS = 7 * 24 * 3_600_000;
+/** Far above any real need; stops a typo from sizing the source table at billions. */
+export const MAX_SOURCES_LIMIT = 10_000_000;
+/** Sources with sequence state the detector keeps before evicting the oldest. */
+export const DEFAULT_MAX_SOURCES = 100_000;
+/** Door names become parts of nftables set and iptables chain names. */
+export const DOOR_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
