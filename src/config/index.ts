@@ -14,5 +14,5 @@ export {
   MAX_SOURCES_LIMIT,
   DEFAULT_MAX_SOURCES,
   DOOR_NAME_RE,
-} from './schema.js';
+} from '../limits.js';
 export { configFileUnsafeReason } from './safety.js';

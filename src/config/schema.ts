@@ -8,15 +8,6 @@ import { checkDurationMax, parseDuration } from './duration.js';
 import { parsePortSpec } from './port.js';
 import { DEFAULT_MAX_SOURCES, DOOR_NAME_RE, MAX_DURATION_MS, MAX_GAP_MS, MAX_SEQUENCE_STEPS, MAX_SOURCES_LIMIT, MAX_WINDOW_MS } from '../limits.js';
 
-export {
-  MAX_SEQUENCE_STEPS,
-  MAX_WINDOW_MS,
-  MAX_GAP_MS,
-  MAX_DURATION_MS,
-  MAX_SOURCES_LIMIT,
-  DEFAULT_MAX_SOURCES,
-  DOOR_NAME_RE,
-} from '../limits.js';
 export const PLACEHOLDERS = ['%IP%', '%PORT%', '%PROTO%', '%DOOR%'] as const;
 
 /**
