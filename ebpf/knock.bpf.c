@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT OR GPL-2.0
 /* knockwatch kernel-side filter: sees every packet arriving on an interface
  * (tc ingress or XDP) and hands user space only what detection needs:
- *   - TCP SYN (no ACK) / UDP to a watched knock port; the source becomes "active";
+ *   - TCP SYN (no ACK) / UDP to a knock step; a door's first step makes the
+ *     source "active" (only a first step starts sequence state in user space);
  *   - the first TCP SYN / UDP of an active source to any other port, so detection
- *     can reset that source's sequence; the source then stops being active.
+ *     can reset that source's sequence; the source then stops being active;
+ *   - except a door's open port: every such packet of an active source is sent
+ *     up and the source stays active. The door's own sequence ignores it (so
+ *     later wrong ports must still be seen), another door's may reset on it.
  * Everything else is only counted. Traffic is never dropped or modified.
  *
  * Built against the uapi headers (linux-libc-dev) rather than a generated
@@ -31,7 +35,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KW_WATCH_WORDS);
+	__uint(max_entries, KW_CLASSES * KW_WATCH_WORDS);
 	__type(key, __u32);
 	__type(value, __u64);
 } watched SEC(".maps");
@@ -179,9 +183,9 @@ static __always_inline int parse(void *data, void *data_end, int has_l2, struct 
 	return 0;
 }
 
-static __always_inline int is_watched(__u32 port_key)
+static __always_inline int in_class(__u32 cls, __u32 port_key)
 {
-	__u32 word = port_key >> 6;
+	__u32 word = cls * KW_WATCH_WORDS + (port_key >> 6);
 	__u64 *bits = bpf_map_lookup_elem(&watched, &word);
 	return bits && (*bits >> (port_key & 63)) & 1;
 }
@@ -198,17 +202,22 @@ static __always_inline int wanted(void *data, void *data_end, int has_l2)
 	if (!parse(data, data_end, has_l2, &src, &port_key))
 		return 0;
 	count(KW_CANDIDATES);
-	if (is_watched(port_key)) {
-		if (!bpf_map_lookup_elem(&active, &src))
+	if (in_class(KW_CLASS_STEP, port_key)) {
+		/* Only a first step: a flood to later steps cannot push real
+		 * knockers out of the LRU map. */
+		if (in_class(KW_CLASS_FIRST, port_key) && !bpf_map_lookup_elem(&active, &src))
 			bpf_map_update_elem(&active, &src, &one, BPF_ANY);
 		return 1;
 	}
 	/* A lockless lookup first: most packets come from sources that never
-	 * knocked, and a delete takes the bucket lock. Then deleting is the test:
-	 * only one CPU can succeed, so the packet that resets a source is
-	 * delivered exactly once even when several arrive at the same time. */
+	 * knocked, and a delete takes the bucket lock. */
 	if (!bpf_map_lookup_elem(&active, &src))
 		return 0;
+	if (in_class(KW_CLASS_OPEN, port_key))
+		return 1;
+	/* Deleting is the test: only one CPU can succeed, so the packet that
+	 * resets a source is delivered exactly once even when several arrive at
+	 * the same time. */
 	return bpf_map_delete_elem(&active, &src) == 0;
 }
 

@@ -8,9 +8,18 @@
  * or UDP with a short payload; the wire length is reported separately. */
 #define KW_SNAPLEN 256
 
-/* Watched ports: a bitmap over (protocol, port), one bit per key
- * (udp << 16 | port), stored as KW_WATCH_WORDS 64-bit array entries. */
+/* Watched ports: bitmaps over (protocol, port), one bit per key
+ * (udp << 16 | port), each stored as KW_WATCH_WORDS 64-bit array entries;
+ * class c's bitmap starts at entry c * KW_WATCH_WORDS. */
 #define KW_WATCH_WORDS (2 * 65536 / 64)
+
+/* Port classes. */
+enum kw_class {
+	KW_CLASS_STEP = 0,  /* any knock step: always sent up */
+	KW_CLASS_FIRST = 1, /* a door's first step: also makes the source active */
+	KW_CLASS_OPEN = 2,  /* a door's open port: sent up for an active source, which stays active */
+	KW_CLASSES = 3,
+};
 
 /* Default capacity of the LRU map of sources that knocked on a watched port. */
 #define KW_ACTIVE_DEFAULT 65536

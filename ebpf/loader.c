@@ -3,9 +3,14 @@
  * its events to stdout for the knockwatch daemon (src/capture/ebpf.ts).
  *
  *   knockwatch-ebpf --ifname IF [--ifname IF...] --port PORT/PROTO [...]
+ *                   [--first PORT/PROTO...] [--open PORT/PROTO...]
  *                   [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]
  *                   [--stats-ms MS] [--verbose]
  *   knockwatch-ebpf --check [--hook tc|xdp]
+ *
+ * --port is a knock step, --first a door's first step (also a step), --open a
+ * door's open port (see knock.bpf.c). Without any --first, every --port is
+ * treated as a first step.
  *
  * --check loads the program and exits: 0 when this kernel and these
  * privileges can run it, 1 with the reason on stderr otherwise.
@@ -492,6 +497,7 @@ static void reattach(struct knock_bpf *skel, int xdp)
 static void usage(void)
 {
 	fputs("usage: knockwatch-ebpf --ifname IF [--ifname IF...] --port PORT/tcp|udp [...]\n"
+	      "                       [--first PORT/tcp|udp...] [--open PORT/tcp|udp...]\n"
 	      "                       [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]\n"
 	      "                       [--stats-ms MS] [--verbose]\n"
 	      "       knockwatch-ebpf --check [--hook tc|xdp]\n",
@@ -502,14 +508,16 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "ifname", required_argument, 0, 'i' },   { "port", required_argument, 0, 'p' },
+		{ "first", required_argument, 0, 'f' },    { "open", required_argument, 0, 'o' },
 		{ "hook", required_argument, 0, 'k' },     { "netns", required_argument, 0, 'n' },
 		{ "max-active", required_argument, 0, 'm' }, { "stats-ms", required_argument, 0, 's' },
 		{ "verbose", no_argument, 0, 'v' },        { "check", no_argument, 0, 'c' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *names[MAX_IFACES];
+	/* Port keys, each with its class in bits 17 and up. */
 	unsigned int ports[MAX_PORTS];
-	int n_names = 0, n_ports = 0, xdp = 0, check = 0;
+	int n_names = 0, n_ports = 0, n_steps = 0, n_first = 0, xdp = 0, check = 0;
 	long max_active = KW_ACTIVE_DEFAULT, stats_ms = 1000;
 	const char *netns = NULL;
 	int c;
@@ -525,12 +533,19 @@ int main(int argc, char **argv)
 			names[n_names++] = optarg;
 			break;
 		case 'p':
+		case 'f':
+		case 'o': {
+			const char *opt = c == 'p' ? "port" : c == 'f' ? "first" : "open";
+			unsigned int cls = c == 'p' ? KW_CLASS_STEP : c == 'f' ? KW_CLASS_FIRST : KW_CLASS_OPEN;
 			if (n_ports == MAX_PORTS || parse_port(optarg, &ports[n_ports]) < 0) {
-				msg("error", "bad --port '%s': expected PORT/tcp or PORT/udp with PORT 1-65535", optarg);
+				msg("error", "bad --%s '%s': expected PORT/tcp or PORT/udp with PORT 1-65535", opt, optarg);
 				return 2;
 			}
-			n_ports++;
+			ports[n_ports++] |= cls << 17;
+			n_steps += c != 'o';
+			n_first += c == 'f';
 			break;
+		}
 		case 'k':
 			if (strcmp(optarg, "tc") != 0 && strcmp(optarg, "xdp") != 0) {
 				msg("error", "bad --hook '%s': expected tc or xdp", optarg);
@@ -566,7 +581,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || (!check && (n_names == 0 || n_ports == 0))) {
+	if (optind != argc || (!check && (n_names == 0 || n_steps == 0))) {
 		usage();
 		return 2;
 	}
@@ -617,12 +632,19 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	/* Fill the watched-port bitmap. */
-	unsigned long long words[KW_WATCH_WORDS];
+	/* Fill the port-class bitmaps. A first step is a step too. */
+	static unsigned long long words[KW_CLASSES * KW_WATCH_WORDS];
 	memset(words, 0, sizeof(words));
-	for (int i = 0; i < n_ports; i++)
-		words[ports[i] >> 6] |= 1ULL << (ports[i] & 63);
-	for (unsigned int w = 0; w < KW_WATCH_WORDS; w++) {
+	for (int i = 0; i < n_ports; i++) {
+		unsigned int key = ports[i] & 0x1ffff, cls = ports[i] >> 17;
+		unsigned int classes = cls == KW_CLASS_OPEN ? 1u << KW_CLASS_OPEN
+				       : cls == KW_CLASS_FIRST || n_first == 0 ? (1u << KW_CLASS_STEP) | (1u << KW_CLASS_FIRST)
+									   : 1u << KW_CLASS_STEP;
+		for (unsigned int k = 0; k < KW_CLASSES; k++)
+			if (classes & (1u << k))
+				words[k * KW_WATCH_WORDS + (key >> 6)] |= 1ULL << (key & 63);
+	}
+	for (unsigned int w = 0; w < KW_CLASSES * KW_WATCH_WORDS; w++) {
 		if (words[w] && bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &w, &words[w], BPF_ANY) < 0) {
 			msg("error", "cannot fill the watched-ports map: %s", strerror(errno));
 			knock_bpf__destroy(skel);
@@ -660,7 +682,8 @@ int main(int argc, char **argv)
 	if (rc == 0 && put_ready() < 0)
 		rc = 1;
 	if (rc == 0)
-		msg("info", "attached %s on %d interface(s), watching %d port(s)", xdp ? "xdp" : "tc ingress", n_ifaces, n_ports);
+		msg("info", "attached %s on %d interface(s), watching %d knock step(s) and %d open port(s)", xdp ? "xdp" : "tc ingress",
+		    n_ifaces, n_steps, n_ports - n_steps);
 
 	long long next_stats = now_ns(CLOCK_MONOTONIC) + stats_ms * 1000000LL;
 	struct pollfd fds[2] = {

@@ -3,7 +3,7 @@
 // operation needs (packet times are capture times; ticks close accesses on time
 // without traffic) and reload/shutdown.
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { openEbpfCapture, knockPorts, type EbpfHook } from './capture/ebpf.js';
+import { openEbpfCapture, watchedPorts, type EbpfHook } from './capture/ebpf.js';
 import { liveFrames } from './capture/live-frames.js';
 import { wallClock } from './capture/live-clock.js';
 import { createDecodeStats, type DecodeStats } from './decode/decode.js';
@@ -44,7 +44,7 @@ function captureSource(config: KnockwatchConfig, options: DaemonOptions): Observ
   if (config.capture === 'ebpf') {
     return openEbpfCapture({
       interfaces: config.interface,
-      steps: knockPorts(config.doors),
+      ...watchedPorts(config.doors),
       hook: options.ebpfHook ?? 'tc',
       maxSources: Math.min(config.maxSources, 1 << 20),
       logger: log,

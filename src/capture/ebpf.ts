@@ -42,8 +42,18 @@ export type EbpfHook = 'tc' | 'xdp';
 export interface EbpfCaptureOptions {
   /** Interface name(s); 'any' means every non-loopback interface that is up. */
   readonly interfaces: readonly string[] | string;
-  /** Knock ports to watch: the doors' sequence steps (not their open ports). */
+  /** Knock ports to watch: the doors' sequence steps. */
   readonly steps: readonly PortSpec[];
+  /**
+   * The steps that start a sequence (a door's first step): only these make a
+   * source "active" in the kernel. Default: every step.
+   */
+  readonly firstSteps?: readonly PortSpec[];
+  /**
+   * The doors' open ports: an active source's packets to them are sent up
+   * without ending its active state, since they do not reset its own door.
+   */
+  readonly openPorts?: readonly PortSpec[];
   /** Loader binary; default $KNOCKWATCH_EBPF_LOADER or build/ebpf/knockwatch-ebpf. */
   readonly loaderPath?: string;
   /** tc ingress (default; survives a killed loader, cleaned at next start) or XDP. */
@@ -84,11 +94,32 @@ export function defaultLoaderPath(): string {
   return fileURLToPath(new URL(`../../build/ebpf/${LOADER_NAME}`, import.meta.url));
 }
 
+/** Distinct ports, first occurrence first. */
+function distinctPorts(ports: Iterable<PortSpec>): PortSpec[] {
+  const seen = new Map<string, PortSpec>();
+  for (const p of ports) if (!seen.has(formatPort(p))) seen.set(formatPort(p), { port: p.port, protocol: p.protocol });
+  return [...seen.values()];
+}
+
 /** The distinct sequence ports of the doors: what the kernel program watches. */
 export function knockPorts(doors: readonly Door[]): PortSpec[] {
-  const seen = new Map<string, PortSpec>();
-  for (const door of doors) for (const step of door.sequence) seen.set(formatPort(step), { port: step.port, protocol: step.protocol });
-  return [...seen.values()];
+  return distinctPorts(doors.flatMap((door) => door.sequence));
+}
+
+/** What the kernel program needs to know of the doors' ports. */
+export function watchedPorts(doors: readonly Door[]): Pick<EbpfCaptureOptions, 'steps' | 'firstSteps' | 'openPorts'> {
+  return {
+    steps: knockPorts(doors),
+    firstSteps: distinctPorts(doors.flatMap((door) => door.sequence.slice(0, 1))),
+    openPorts: distinctPorts(doors.flatMap((door) => door.open)),
+  };
+}
+
+function checkPort(what: string, p: PortSpec): string {
+  if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535 || (p.protocol !== 'tcp' && p.protocol !== 'udp')) {
+    throw new Error(`eBPF capture: invalid ${what} ${JSON.stringify(p)}`);
+  }
+  return formatPort(p);
 }
 
 /** Loader arguments for these options. Throws on options no loader could accept. */
@@ -104,14 +135,17 @@ export function loaderArgs(options: EbpfCaptureOptions): string[] {
   if (options.steps.length === 0) throw new Error('eBPF capture: no knock ports to watch');
   const args: string[] = [];
   for (const name of new Set(names)) args.push('--ifname', name);
-  const ports = new Set<string>();
-  for (const step of options.steps) {
-    if (!Number.isInteger(step.port) || step.port < 1 || step.port > 65535 || (step.protocol !== 'tcp' && step.protocol !== 'udp')) {
-      throw new Error(`eBPF capture: invalid knock port ${JSON.stringify(step)}`);
-    }
-    ports.add(formatPort(step));
+  const steps = new Set(options.steps.map((p) => checkPort('knock port', p)));
+  // Without a list every step is a first step (the loader's default too).
+  const first = options.firstSteps === undefined ? undefined : new Set(options.firstSteps.map((p) => checkPort('first step', p)));
+  const open = new Set((options.openPorts ?? []).map((p) => checkPort('open port', p)));
+  if (first?.size === 0) throw new Error('eBPF capture: no first step (a door sequence starts with one)');
+  for (const port of first ?? []) {
+    if (!steps.has(port)) throw new Error(`eBPF capture: first step ${port} is not among the knock ports`);
   }
-  for (const port of ports) args.push('--port', port);
+  for (const port of steps) args.push(first === undefined || !first.has(port) ? '--port' : '--first', port);
+  // A port that is a step of some door is sent up as a step already.
+  for (const port of open) if (!steps.has(port)) args.push('--open', port);
   if (options.hook !== undefined) {
     if (options.hook !== 'tc' && options.hook !== 'xdp') throw new Error(`eBPF capture: unknown hook '${String(options.hook)}'`);
     args.push('--hook', options.hook);

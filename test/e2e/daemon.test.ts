@@ -57,6 +57,8 @@ const KNOCK_CASES: readonly KnockCase[] = [
   { name: 'wrong middle port stays closed', family: 4, ports: [1234, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
   { name: 'a wrong extra knock stays closed', family: 4, ports: [1234, 5678, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
   { name: 'IPv6 wrong extra knock stays closed', family: 6, ports: [1234, 5678, 4444, 9012], expect: 'closed', reset: 'wrong-port' },
+  // The door's own port does not reset its sequence, but must not hide what follows (eBPF: the source stays active).
+  { name: 'a knock on the door port mid-sequence does not hide a later wrong port', family: 4, ports: [1234, DOOR_PORT, 4444, 5678, 9012], expect: 'closed', reset: 'wrong-port' },
   { name: 'knocks slower than the window stay closed', family: 4, ports: SEQUENCE, delayMs: SLOW_DELAY_MS, expect: 'closed', reset: 'window' },
 ];
 

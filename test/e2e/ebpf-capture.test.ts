@@ -383,6 +383,39 @@ describeLab('eBPF capture backend', () => {
       }
     });
 
+    it('only a first step makes a source active; an open port is delivered and keeps it active', async () => {
+      // As the daemon passes them: 1234/tcp starts the sequence, 5678/udp is a later step, 2222/tcp is opened.
+      const cap = await startCapture(lab, { firstSteps: [STEPS[0]], openPorts: [{ port: 2222, protocol: 'tcp' }] });
+      const v4 = (src: string, dport: number): Uint8Array => ethernet(tcp({ src, dst: '10.199.0.1', sport: 40_000, dport, flags: TcpFlag.SYN }), eth);
+      const u4 = (src: string, dport: number): Uint8Array => ethernet(udp({ src, dst: '10.199.0.1', sport: 40_001, dport }), eth);
+      const marker = (n: number): Uint8Array => u4(`10.9.9.${n}`, 5678);
+      try {
+        await inject(lab, [
+          u4('10.199.0.4', 5678), // a later step from a source with no sequence: delivered, not active
+          v4('10.199.0.4', 80), // so this stays in the kernel
+          v4('10.199.0.4', 2222), // an open port from a source that is not active: stays in the kernel
+          v4('10.199.0.2', 1234), // a first step: active
+          v4('10.199.0.2', 2222), // open port: delivered, still active
+          v4('10.199.0.2', 2222), // again
+          v4('10.199.0.2', 80), // a wrong port after it is still seen (detection resets here)
+          v4('10.199.0.2', 81), // no longer active
+          marker(1),
+        ]);
+        await until('marker 1', () => cap.events.length === 6);
+        await sleep(200);
+        expect(cap.events.map(brief)).toEqual([
+          '10.199.0.4>10.199.0.1 5678/udp',
+          '10.199.0.2>10.199.0.1 1234/tcp',
+          '10.199.0.2>10.199.0.1 2222/tcp',
+          '10.199.0.2>10.199.0.1 2222/tcp',
+          '10.199.0.2>10.199.0.1 80/tcp',
+          '10.9.9.1>10.199.0.1 5678/udp',
+        ]);
+      } finally {
+        await cap.stop();
+      }
+    });
+
     it('walks VLAN/QinQ tags, IPv4 options and IPv6 extension headers, and skips later fragments', async () => {
       const cap = await startCapture(lab);
       try {

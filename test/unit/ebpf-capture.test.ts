@@ -12,6 +12,7 @@ import {
   type EbpfInterface,
   ebpfUnavailableReason,
   knockPorts,
+  watchedPorts,
   loaderArgs,
   openEbpfCapture,
 } from '../../src/capture/ebpf.js';
@@ -169,6 +170,13 @@ describe('loaderArgs', () => {
     ).toEqual(['--ifname', 'any', '--port', '1234/tcp', '--netns', 'lab', '--max-active', '1000', '--stats-ms', '250']);
   });
 
+  it('marks first steps and passes open ports that are not steps', () => {
+    const tcp = (port: number) => ({ port, protocol: 'tcp' as const });
+    expect(
+      loaderArgs({ interfaces: 'kw0', steps: [tcp(1234), tcp(5678), tcp(22)], firstSteps: [tcp(1234), tcp(22)], openPorts: [tcp(2222), tcp(5678), tcp(2222)] }),
+    ).toEqual(['--ifname', 'kw0', '--first', '1234/tcp', '--port', '5678/tcp', '--first', '22/tcp', '--open', '2222/tcp']);
+  });
+
   it('rejects what the loader could misread or the kernel cannot do', () => {
     expect(() => loaderArgs({ interfaces: [], steps })).toThrow('no interface given');
     expect(() => loaderArgs({ interfaces: '--port', steps })).toThrow("invalid interface name '--port'");
@@ -178,10 +186,13 @@ describe('loaderArgs', () => {
     expect(() => loaderArgs({ interfaces: 'kw0', steps: [{ port: 0, protocol: 'tcp' }] })).toThrow('invalid knock port');
     expect(() => loaderArgs({ interfaces: 'kw0', steps: [{ port: 70000, protocol: 'udp' }] })).toThrow('invalid knock port');
     expect(() => loaderArgs({ interfaces: 'kw0', steps, maxSources: 0 })).toThrow('maxSources 0');
+    expect(() => loaderArgs({ interfaces: 'kw0', steps, firstSteps: [] })).toThrow('no first step');
+    expect(() => loaderArgs({ interfaces: 'kw0', steps, firstSteps: [{ port: 9, protocol: 'tcp' }] })).toThrow('first step 9/tcp is not among the knock ports');
+    expect(() => loaderArgs({ interfaces: 'kw0', steps, openPorts: [{ port: 0, protocol: 'udp' }] })).toThrow('invalid open port');
   });
 });
 
-describe('knockPorts', () => {
+describe('knockPorts and watchedPorts', () => {
   it('watches only sequence ports, once each, never the opened ports', () => {
     const door = (name: string, seq: [number, 'tcp' | 'udp'][]): Door => ({
       name,
@@ -195,5 +206,21 @@ describe('knockPorts', () => {
       { port: 5678, protocol: 'udp' },
       { port: 5678, protocol: 'tcp' },
     ]);
+  });
+
+  it('watchedPorts: every step, the first steps, and the open ports, once each', () => {
+    const door = (name: string, seq: number[], open: number[]): Door => ({
+      name,
+      sequence: seq.map((port) => ({ port, protocol: 'tcp' as const })),
+      windowMs: 10_000,
+      open: open.map((port) => ({ port, protocol: 'tcp' as const })),
+      durationMs: 30_000,
+    });
+    const tcp = (port: number) => ({ port, protocol: 'tcp' });
+    expect(watchedPorts([door('a', [1, 2, 3], [22]), door('b', [2, 1], [22, 80])])).toEqual({
+      steps: [tcp(1), tcp(2), tcp(3)],
+      firstSteps: [tcp(1), tcp(2)],
+      openPorts: [tcp(22), tcp(80)],
+    });
   });
 });
