@@ -8,6 +8,9 @@
  *   - except a door's open port: every such packet of an active source is sent
  *     up and the source stays active. The door's own sequence ignores it (so
  *     later wrong ports must still be seen), another door's may reset on it.
+ * Only packets addressed to one of this host's own addresses count (the loader
+ * keeps the "local" map in step with them), as with the pcap backend's filter:
+ * forwarded traffic and broadcasts are never knocks.
  * Everything else is only counted. Traffic is never dropped or modified.
  *
  * Built against the uapi headers (linux-libc-dev) rather than a generated
@@ -48,6 +51,13 @@ struct {
 } active SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KW_LOCAL_MAX);
+	__type(key, struct kw_source);
+	__type(value, __u8);
+} local SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
@@ -76,9 +86,11 @@ static __always_inline void count(__u32 slot)
 		*v += 1; /* per-CPU slot: no atomics needed */
 }
 
-/* Parses [data, data_end) and fills the source key and the (protocol, port)
- * key. Returns 1 for a knock candidate (TCP SYN without ACK, or UDP), else 0. */
-static __always_inline int parse(void *data, void *data_end, int has_l2, struct kw_source *src, __u32 *port_key)
+/* Parses [data, data_end) and fills the source and destination keys and the
+ * (protocol, port) key. Returns 1 for a TCP SYN without ACK or a UDP datagram,
+ * else 0. */
+static __always_inline int parse(void *data, void *data_end, int has_l2, struct kw_source *src, struct kw_source *dst,
+				 __u32 *port_key)
 {
 	__u64 off = 0;
 	__u16 proto = 0;
@@ -124,6 +136,8 @@ static __always_inline int parse(void *data, void *data_end, int has_l2, struct 
 			return 0;
 		src->family = 4;
 		__builtin_memcpy(src->addr, &ip->saddr, 4);
+		dst->family = 4;
+		__builtin_memcpy(dst->addr, &ip->daddr, 4);
 		l4 = ip->protocol;
 		off += ip->ihl * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -134,6 +148,8 @@ static __always_inline int parse(void *data, void *data_end, int has_l2, struct 
 			return 0;
 		src->family = 6;
 		__builtin_memcpy(src->addr, &ip6->saddr, 16);
+		dst->family = 6;
+		__builtin_memcpy(dst->addr, &ip6->daddr, 16);
 		l4 = ip6->nexthdr;
 		off += sizeof(*ip6);
 #pragma unroll
@@ -193,13 +209,17 @@ static __always_inline int in_class(__u32 cls, __u32 port_key)
 /* Decides whether the packet goes to user space. Returns 1 to emit. */
 static __always_inline int wanted(void *data, void *data_end, int has_l2)
 {
-	struct kw_source src;
+	struct kw_source src, dst;
 	__u32 port_key = 0;
 	__u8 one = 1;
 
 	__builtin_memset(&src, 0, sizeof(src));
+	__builtin_memset(&dst, 0, sizeof(dst));
 	count(KW_SEEN);
-	if (!parse(data, data_end, has_l2, &src, &port_key))
+	if (!parse(data, data_end, has_l2, &src, &dst, &port_key))
+		return 0;
+	/* Not for this host: neither a knock nor a wrong port of a knocker. */
+	if (!bpf_map_lookup_elem(&local, &dst))
 		return 0;
 	count(KW_CANDIDATES);
 	if (in_class(KW_CLASS_STEP, port_key)) {

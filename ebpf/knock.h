@@ -24,10 +24,13 @@ enum kw_class {
 /* Default capacity of the LRU map of sources that knocked on a watched port. */
 #define KW_ACTIVE_DEFAULT 65536
 
+/* Capacity of the map of this host's own addresses (knocks must be sent to one). */
+#define KW_LOCAL_MAX 4096
+
 /* Per-CPU counter slots. */
 enum kw_counter {
 	KW_SEEN = 0,       /* packets that reached the program */
-	KW_CANDIDATES = 1, /* of those, TCP SYN (no ACK) or UDP over IPv4/IPv6 */
+	KW_CANDIDATES = 1, /* of those, TCP SYN (no ACK) or UDP over IPv4/IPv6 to a local address */
 	KW_EVENTS = 2,     /* events committed to the ring buffer */
 	KW_DROPS = 3,      /* events lost because the ring buffer was full */
 	KW_COUNTERS = 4,
@@ -37,8 +40,9 @@ enum kw_counter {
 #define KW_LINK_ETHERNET 1
 #define KW_LINK_RAW 101
 
-/* Source address key of the "active" map: family 4 or 6, address in the
- * first 4 or all 16 bytes, the rest zero. No padding, so hashing is exact. */
+/* Address key of the "active" (sources) and "local" (destinations) maps:
+ * family 4 or 6, address in the first 4 or all 16 bytes, the rest zero. No
+ * padding, so hashing is exact. */
 struct kw_source {
 	unsigned int family;
 	unsigned char addr[16];

@@ -29,6 +29,10 @@
  * An interface that is deleted and created again (a VPN restarting) is
  * attached again at the next counters tick.
  *
+ * The program counts only packets sent to one of this network namespace's own
+ * addresses: the loader fills its "local" map at start and refreshes it on
+ * every rtnetlink address notification and at every counters tick.
+ *
  * It stops, detaching what it attached, on SIGINT, SIGTERM, SIGHUP, end of
  * stdin (the daemon died) or a closed stdout. tc filters outlive a killed
  * process, so a start first replaces any filter left at our fixed
@@ -40,9 +44,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <limits.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -322,6 +330,101 @@ static int add_any(int sock)
 		return -1;
 	}
 	return rc;
+}
+
+/* Makes the program's "local" map hold exactly this namespace's addresses
+ * (all interfaces: Linux accepts a packet for any of them on any interface).
+ * Returns 0, or -1 when the addresses could not be read (the map is kept). */
+static int sync_local(int map_fd)
+{
+	static struct kw_source want[KW_LOCAL_MAX], stale[KW_LOCAL_MAX];
+	static int known = -1;
+	struct ifaddrs *list;
+	int n = 0, n_stale = 0, over = 0, added = 0;
+	unsigned char one = 1;
+
+	if (getifaddrs(&list) < 0) {
+		msg("warn", "cannot list this host's addresses: %s", strerror(errno));
+		return -1;
+	}
+	for (struct ifaddrs *a = list; a; a = a->ifa_next) {
+		struct kw_source k;
+		memset(&k, 0, sizeof(k));
+		if (!a->ifa_addr)
+			continue;
+		if (a->ifa_addr->sa_family == AF_INET) {
+			k.family = 4;
+			memcpy(k.addr, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, 4);
+		} else if (a->ifa_addr->sa_family == AF_INET6) {
+			k.family = 6;
+			memcpy(k.addr, &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr, 16);
+		} else {
+			continue;
+		}
+		if (n == KW_LOCAL_MAX) {
+			over = 1;
+			continue;
+		}
+		unsigned char old;
+		if (bpf_map_lookup_elem(map_fd, &k, &old) < 0) {
+			if (bpf_map_update_elem(map_fd, &k, &one, BPF_ANY) < 0) {
+				msg("warn", "cannot add a local address to the program's map: %s", strerror(errno));
+				continue;
+			}
+			added++;
+		}
+		want[n++] = k;
+	}
+	freeifaddrs(list);
+	if (over)
+		msg("warn", "more than %d local addresses: knocks to the others are not seen", KW_LOCAL_MAX);
+
+	/* Collect first, delete after: deleting while walking the keys restarts the walk. */
+	struct kw_source key, next;
+	void *prev = NULL;
+	while (n_stale < KW_LOCAL_MAX && bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+		int found = 0;
+		for (int i = 0; i < n && !found; i++)
+			found = memcmp(&want[i], &next, sizeof(next)) == 0;
+		if (!found)
+			stale[n_stale++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (int i = 0; i < n_stale; i++)
+		bpf_map_delete_elem(map_fd, &stale[i]);
+	if (known < 0 || added || n_stale)
+		msg("info", "knocks are counted when sent to one of %d local address(es)", n);
+	known = n;
+	return 0;
+}
+
+/* A socket that becomes readable when an address is added or removed; -1 if
+ * none could be opened (the counters tick still refreshes the map). */
+static int open_addr_events(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR };
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		msg("warn", "cannot follow address changes (rtnetlink: %s); refreshing at each counters tick", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads all pending notifications; their content does not matter, a re-read
+ * of the addresses follows. */
+static void drain(int fd)
+{
+	char buf[8192];
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+		if (r > 0 || (r < 0 && errno == EINTR))
+			continue;
+		break; /* EAGAIN: drained; ENOBUFS (overflow): the re-read covers it */
+	}
 }
 
 static int parse_port(const char *arg, unsigned int *key)
@@ -652,6 +755,14 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* Addresses before attaching, so no knock to this host is missed at start. */
+	int addr_fd = open_addr_events();
+	if (sync_local(bpf_map__fd(skel->maps.local)) < 0) {
+		msg("error", "cannot start without the list of this host's addresses");
+		knock_bpf__destroy(skel);
+		return 1;
+	}
+
 	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
 	if (!rb) {
 		msg("error", "cannot open the ring buffer: %s", strerror(errno));
@@ -686,9 +797,10 @@ int main(int argc, char **argv)
 		    n_ifaces, n_steps, n_ports - n_steps);
 
 	long long next_stats = now_ns(CLOCK_MONOTONIC) + stats_ms * 1000000LL;
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
 		{ .fd = STDIN_FILENO, .events = POLLIN },
+		{ .fd = addr_fd, .events = POLLIN }, /* ignored by poll when -1 */
 	};
 	while (rc == 0 && !stop_signal && !out_closed) {
 		long long wait = next_stats - now_ns(CLOCK_MONOTONIC);
@@ -697,7 +809,7 @@ int main(int argc, char **argv)
 			ts.tv_sec = wait / 1000000000LL;
 			ts.tv_nsec = wait % 1000000000LL;
 		}
-		int n = ppoll(fds, 2, &ts, &orig);
+		int n = ppoll(fds, 3, &ts, &orig);
 		if (n < 0 && errno != EINTR) {
 			msg("error", "poll: %s", strerror(errno));
 			rc = 1;
@@ -711,11 +823,16 @@ int main(int argc, char **argv)
 		}
 		/* NTP may step the wall clock: refresh the offset for each batch. */
 		mono_to_real_ns = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
+		if (n > 0 && fds[2].revents) {
+			drain(addr_fd);
+			sync_local(bpf_map__fd(skel->maps.local));
+		}
 		if (n > 0 && fds[0].revents)
 			ring_buffer__consume(rb);
 		if (now_ns(CLOCK_MONOTONIC) >= next_stats) {
 			next_stats += stats_ms * 1000000LL;
 			reattach(skel, xdp);
+			sync_local(bpf_map__fd(skel->maps.local));
 			put_counters(skel);
 		}
 		flush_out();
@@ -737,6 +854,8 @@ int main(int argc, char **argv)
 		flush_out();
 	}
 	ring_buffer__free(rb);
+	if (addr_fd >= 0)
+		close(addr_fd);
 	knock_bpf__destroy(skel);
 	return rc;
 }

@@ -1,7 +1,8 @@
 // eBPF capture backend: a drop-in for the libpcap Observable<Frame>. The
 // kernel program (ebpf/knock.bpf.c) hands up only packets to the knock ports
 // plus the first SYN/UDP of a knocking source to any other port (so detection
-// can reset it); a flood to other ports costs no JavaScript at all. Its loader
+// can reset it), and only those sent to one of the host's own addresses (the
+// loader follows them); a flood to other ports costs no JavaScript at all. Its loader
 // (ebpf/loader.c, built to build/ebpf/knockwatch-ebpf) runs as a child process
 // and streams frames on stdout; the normal decoder takes it from there.
 //

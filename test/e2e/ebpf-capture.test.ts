@@ -416,6 +416,53 @@ describeLab('eBPF capture backend', () => {
       }
     });
 
+    it("counts only packets sent to this host's own addresses, following addresses added and removed", async () => {
+      // Counters once a minute: only the loader's rtnetlink subscription can see the changes in time.
+      const cap = await startCapture(lab, { statsIntervalMs: 60_000 });
+      const v4 = (src: string, dst: string, dport: number): Uint8Array => ethernet(tcp({ src, dst, sport: 40_000, dport, flags: TcpFlag.SYN }), eth);
+      const u6 = (src: string, dst: string, dport: number): Uint8Array => ethernet(udp({ src, dst, sport: 40_001, dport }), eth);
+      const marker = (n: number): Uint8Array => v4(`10.9.8.${n}`, '10.199.0.1', 1234);
+      const addr = async (op: 'add' | 'del', address: string): Promise<void> => {
+        const r = await lab.run(lab.server, ['ip', 'addr', op, address, 'dev', 'kw0', ...(address.includes(':') ? ['nodad'] : [])]);
+        if (r.exitCode !== 0) throw new Error(`ip addr ${op} ${address}: ${r.stderr}`);
+      };
+      try {
+        await inject(lab, [
+          v4('10.199.0.6', '10.199.0.1', 80), // not active: stays in the kernel
+          v4('10.199.0.6', '10.199.0.99', 1234), // a knock port, but not this host's address
+          v4('10.199.0.6', '255.255.255.255', 1234), // nor a broadcast
+          v4('10.199.0.6', '10.199.0.1', 1234), // to us: active
+          v4('10.199.0.6', '10.199.0.99', 80), // another host's port is not a wrong port of ours: still active
+          v4('10.199.0.6', '10.199.0.1', 81), // delivered: the source's wrong port
+          u6('fd00:6b77::6', 'fd00:6b77::99', 5678), // IPv6, not ours
+          marker(1),
+        ]);
+        await until('marker 1', () => cap.events.some((e) => e.source === '10.9.8.1'));
+        await addr('add', '10.199.0.99/32');
+        await addr('add', 'fd00:6b77::99/128');
+        await until('the loader to see the new addresses', () => cap.logs.filter((l) => l.startsWith('knocks are counted when sent to')).length >= 2);
+        await inject(lab, [v4('10.199.0.7', '10.199.0.99', 1234), u6('fd00:6b77::7', 'fd00:6b77::99', 5678), marker(2)]);
+        await until('marker 2', () => cap.events.some((e) => e.source === '10.9.8.2'));
+        await addr('del', '10.199.0.99/32');
+        await until('the loader to drop the address', () => cap.logs.filter((l) => l.startsWith('knocks are counted when sent to')).length >= 3);
+        await inject(lab, [v4('10.199.0.8', '10.199.0.99', 1234), marker(3)]);
+        await until('marker 3', () => cap.events.some((e) => e.source === '10.9.8.3'));
+        await sleep(200);
+        expect(cap.events.map(brief)).toEqual([
+          '10.199.0.6>10.199.0.1 1234/tcp',
+          '10.199.0.6>10.199.0.1 81/tcp',
+          '10.9.8.1>10.199.0.1 1234/tcp',
+          '10.199.0.7>10.199.0.99 1234/tcp',
+          'fd00:6b77::7>fd00:6b77::99 5678/udp',
+          '10.9.8.2>10.199.0.1 1234/tcp',
+          '10.9.8.3>10.199.0.1 1234/tcp',
+        ]);
+      } finally {
+        await cap.stop();
+        await lab.run(lab.server, ['ip', 'addr', 'del', 'fd00:6b77::99/128', 'dev', 'kw0']);
+      }
+    });
+
     it('walks VLAN/QinQ tags, IPv4 options and IPv6 extension headers, and skips later fragments', async () => {
       const cap = await startCapture(lab);
       try {
@@ -544,6 +591,7 @@ describeLab('eBPF capture backend', () => {
         for (const argv of [
           ['ip', 'tuntap', 'add', 'dev', 'kwtun0', 'mode', 'tun'],
           ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'kwtun0'],
+          ['ip', 'addr', 'add', 'fd00:77::1/64', 'dev', 'kwtun0', 'nodad'],
           ['ip', 'link', 'set', 'kwtun0', 'up'],
         ]) {
           const r = await lab.run(lab.server, argv);
