@@ -240,6 +240,12 @@ describeLab('eBPF capture backend', () => {
     afterAll(async () => {
       await lab?.destroy();
     });
+    /** A TCP segment (a SYN unless flags say otherwise) from the client's MAC to the server's, for inject(). */
+    const seg = (src: string, dst: string, dport: number, flags: number = TcpFlag.SYN): Uint8Array =>
+      ethernet(tcp({ src, dst, sport: 40_000, dport, flags }), eth);
+    const dgram = (src: string, dst: string, dport: number): Uint8Array => ethernet(udp({ src, dst, sport: 40_001, dport }), eth);
+    const SERVER4 = '10.199.0.1';
+    const SERVER6 = 'fd00:6b77::1';
 
     it('delivers knocks on watched ports as frames that decode to the right events (IPv4/IPv6, TCP SYN, UDP)', async () => {
       const cap = await startCapture(lab);
@@ -339,11 +345,10 @@ describeLab('eBPF capture backend', () => {
 
     it('delivers the first SYN/UDP of a knocking source to another port once, then no more', async () => {
       const cap = await startCapture(lab);
-      const v4 = (src: string, dport: number, flags: number = TcpFlag.SYN): Uint8Array =>
-        ethernet(tcp({ src, dst: '10.199.0.1', sport: 40_000, dport, flags }), eth);
-      const u4 = (src: string, dport: number): Uint8Array => ethernet(udp({ src, dst: '10.199.0.1', sport: 40_001, dport }), eth);
-      const v6 = (src: string, dport: number): Uint8Array => ethernet(tcpSyn({ src, dst: 'fd00:6b77::1', sport: 40_000, dport }), eth);
-      const u6 = (src: string, dport: number): Uint8Array => ethernet(udp({ src, dst: 'fd00:6b77::1', sport: 40_001, dport }), eth);
+      const v4 = (src: string, dport: number, flags?: number): Uint8Array => seg(src, SERVER4, dport, flags);
+      const u4 = (src: string, dport: number): Uint8Array => dgram(src, SERVER4, dport);
+      const v6 = (src: string, dport: number): Uint8Array => seg(src, SERVER6, dport);
+      const u6 = (src: string, dport: number): Uint8Array => dgram(src, SERVER6, dport);
       const marker = (n: number): Uint8Array => u4(`10.9.9.${n}`, 5678);
       try {
         await inject(lab, [v4('10.199.0.2', 1234)]);
@@ -386,12 +391,11 @@ describeLab('eBPF capture backend', () => {
     it('only a first step makes a source active; an open port is delivered and keeps it active', async () => {
       // As the daemon passes them: 1234/tcp starts the sequence, 5678/udp is a later step, 2222/tcp is opened.
       const cap = await startCapture(lab, { firstSteps: [STEPS[0]], openPorts: [{ port: 2222, protocol: 'tcp' }] });
-      const v4 = (src: string, dport: number): Uint8Array => ethernet(tcp({ src, dst: '10.199.0.1', sport: 40_000, dport, flags: TcpFlag.SYN }), eth);
-      const u4 = (src: string, dport: number): Uint8Array => ethernet(udp({ src, dst: '10.199.0.1', sport: 40_001, dport }), eth);
-      const marker = (n: number): Uint8Array => u4(`10.9.9.${n}`, 5678);
+      const v4 = (src: string, dport: number): Uint8Array => seg(src, SERVER4, dport);
+      const marker = (n: number): Uint8Array => dgram(`10.9.9.${n}`, SERVER4, 5678);
       try {
         await inject(lab, [
-          u4('10.199.0.4', 5678), // a later step from a source with no sequence: delivered, not active
+          dgram('10.199.0.4', SERVER4, 5678), // a later step from a source with no sequence: delivered, not active
           v4('10.199.0.4', 80), // so this stays in the kernel
           v4('10.199.0.4', 2222), // an open port from a source that is not active: stays in the kernel
           v4('10.199.0.2', 1234), // a first step: active
@@ -419,33 +423,31 @@ describeLab('eBPF capture backend', () => {
     it("counts only packets sent to this host's own addresses, following addresses added and removed", async () => {
       // Counters once a minute: only the loader's rtnetlink subscription can see the changes in time.
       const cap = await startCapture(lab, { statsIntervalMs: 60_000 });
-      const v4 = (src: string, dst: string, dport: number): Uint8Array => ethernet(tcp({ src, dst, sport: 40_000, dport, flags: TcpFlag.SYN }), eth);
-      const u6 = (src: string, dst: string, dport: number): Uint8Array => ethernet(udp({ src, dst, sport: 40_001, dport }), eth);
-      const marker = (n: number): Uint8Array => v4(`10.9.8.${n}`, '10.199.0.1', 1234);
+      const marker = (n: number): Uint8Array => seg(`10.9.8.${n}`, SERVER4, 1234);
       const addr = async (op: 'add' | 'del', address: string): Promise<void> => {
         const r = await lab.run(lab.server, ['ip', 'addr', op, address, 'dev', 'kw0', ...(address.includes(':') ? ['nodad'] : [])]);
         if (r.exitCode !== 0) throw new Error(`ip addr ${op} ${address}: ${r.stderr}`);
       };
       try {
         await inject(lab, [
-          v4('10.199.0.6', '10.199.0.1', 80), // not active: stays in the kernel
-          v4('10.199.0.6', '10.199.0.99', 1234), // a knock port, but not this host's address
-          v4('10.199.0.6', '255.255.255.255', 1234), // nor a broadcast
-          v4('10.199.0.6', '10.199.0.1', 1234), // to us: active
-          v4('10.199.0.6', '10.199.0.99', 80), // another host's port is not a wrong port of ours: still active
-          v4('10.199.0.6', '10.199.0.1', 81), // delivered: the source's wrong port
-          u6('fd00:6b77::6', 'fd00:6b77::99', 5678), // IPv6, not ours
+          seg('10.199.0.6', '10.199.0.1', 80), // not active: stays in the kernel
+          seg('10.199.0.6', '10.199.0.99', 1234), // a knock port, but not this host's address
+          seg('10.199.0.6', '255.255.255.255', 1234), // nor a broadcast
+          seg('10.199.0.6', '10.199.0.1', 1234), // to us: active
+          seg('10.199.0.6', '10.199.0.99', 80), // another host's port is not a wrong port of ours: still active
+          seg('10.199.0.6', '10.199.0.1', 81), // delivered: the source's wrong port
+          dgram('fd00:6b77::6', 'fd00:6b77::99', 5678), // IPv6, not ours
           marker(1),
         ]);
         await until('marker 1', () => cap.events.some((e) => e.source === '10.9.8.1'));
         await addr('add', '10.199.0.99/32');
         await addr('add', 'fd00:6b77::99/128');
         await until('the loader to see the new addresses', () => cap.logs.filter((l) => l.startsWith('knocks are counted when sent to')).length >= 2);
-        await inject(lab, [v4('10.199.0.7', '10.199.0.99', 1234), u6('fd00:6b77::7', 'fd00:6b77::99', 5678), marker(2)]);
+        await inject(lab, [seg('10.199.0.7', '10.199.0.99', 1234), dgram('fd00:6b77::7', 'fd00:6b77::99', 5678), marker(2)]);
         await until('marker 2', () => cap.events.some((e) => e.source === '10.9.8.2'));
         await addr('del', '10.199.0.99/32');
         await until('the loader to drop the address', () => cap.logs.filter((l) => l.startsWith('knocks are counted when sent to')).length >= 3);
-        await inject(lab, [v4('10.199.0.8', '10.199.0.99', 1234), marker(3)]);
+        await inject(lab, [seg('10.199.0.8', '10.199.0.99', 1234), marker(3)]);
         await until('marker 3', () => cap.events.some((e) => e.source === '10.9.8.3'));
         await sleep(200);
         expect(cap.events.map(brief)).toEqual([
