@@ -402,3 +402,45 @@ export function openbsdLoop(packet: Uint8Array, o: { readonly af?: number } = {}
 export function toFrame(data: Uint8Array, linkType: number = LinkType.ETHERNET, time = 0, origLength = data.length): Frame {
   return { time, linkType, data, origLength, offset: -1 };
 }
+
+// ---------------------------------------------------------------- hostile variants
+// Packets the host drops although their headers parse: the differential test
+// and the decoder's unit tests use them to check that a backend ignores what
+// the host ignores. Each returns a modified copy.
+
+function ipv4HeaderLength(packet: Uint8Array): number {
+  if (packet.length < 20 || packet[0] >> 4 !== 4) throw new TypeError('not an IPv4 packet');
+  return (packet[0] & 0x0f) << 2;
+}
+
+function reChecksumIpv4(b: Uint8Array): Uint8Array {
+  const headerLen = ipv4HeaderLength(b);
+  put16(b, 10, 0);
+  put16(b, 10, fold(sum16(b, 0, headerLen, 0)));
+  return b;
+}
+
+/** An IPv4 packet whose total length field says `total` (header checksum kept valid). */
+export function withIpv4TotalLength(packet: Uint8Array, total: number): Uint8Array {
+  const b = Uint8Array.from(packet);
+  ipv4HeaderLength(b);
+  put16(b, 2, checkInt('IPv4 total length', total, 0xffff));
+  return reChecksumIpv4(b);
+}
+
+/** An IPv4 packet with a wrong header checksum. */
+export function withBadIpv4Checksum(packet: Uint8Array): Uint8Array {
+  const b = reChecksumIpv4(Uint8Array.from(packet));
+  b[11] ^= 0x5a;
+  return b;
+}
+
+/** A UDP datagram (IPv4, or IPv6 without extension headers) whose length field says `length`. */
+export function withUdpLength(packet: Uint8Array, length: number): Uint8Array {
+  const b = Uint8Array.from(packet);
+  const v4 = b.length > 0 && b[0] >> 4 === 4;
+  const l4 = v4 ? ipv4HeaderLength(b) : 40;
+  if ((v4 ? b[9] : b[6]) !== IPPROTO_UDP || b.length < l4 + 8) throw new TypeError('not a UDP datagram in IPv4 or plain IPv6');
+  put16(b, l4 + 4, checkInt('UDP length', length, 0xffff));
+  return b;
+}
