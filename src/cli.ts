@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Ma
   'check-config': { summary: 'validate a config file and print the effective config', load: () => import('./cli/check-config.js') },
   knock: { summary: 'send a knock sequence (knockd `knock` syntax)', load: () => import('./cli/knock.js') },
   demo: { summary: 'two-namespace live demo: real capture, real nftables (root)', load: () => import('./cli/demo.js') },
+  'setup-ebpf': { summary: 'build the eBPF capture backend inside this installation', load: () => import('./cli/setup-ebpf.js') },
 };
 
 function version(): string {
