@@ -16,7 +16,3 @@ export class CaptureFileError extends Error {
   }
 }
 
-/** Largest captured packet accepted (libpcap's MAXIMUM_SNAPLEN). */
-export const MAX_PACKET_BYTES = 262_144;
-/** Largest pcapng block accepted: bounds what a corrupt length can make us allocate. */
-export const MAX_BLOCK_BYTES = 16 * 1024 * 1024;

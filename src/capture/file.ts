@@ -11,7 +11,8 @@ import type { Frame } from '../types.js';
 import { type CaptureFormat, type ChunkReader, DEFAULT_CHUNK_BYTES, createChunkReader } from './file-chunks.js';
 import { CaptureFileError } from './file-error.js';
 
-export { CaptureFileError, MAX_BLOCK_BYTES, MAX_PACKET_BYTES } from './file-error.js';
+export { CaptureFileError } from './file-error.js';
+export { END_PACKET_TIME_MS, FIRST_PACKET_TIME_MS, MAX_BLOCK_BYTES, MAX_INTERFACES, MAX_PACKET_BYTES } from './file-limits.js';
 export type { CaptureFormat } from './file-chunks.js';
 
 /** Filled in while reading; final once the Observable completes or errors. */

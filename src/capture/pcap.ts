@@ -2,7 +2,8 @@
 // 16-byte header (seconds, micro- or nanoseconds, captured length, original
 // length) followed by the captured bytes. Both byte orders, both resolutions.
 // https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcap/
-import { CaptureFileError, MAX_PACKET_BYTES } from './file-error.js';
+import { CaptureFileError } from './file-error.js';
+import { MAX_PACKET_BYTES } from './file-limits.js';
 import { type FrameSink, type RecordParser, hex32, u16, u32 } from './file-parser.js';
 
 export const PCAP_FILE_HEADER_BYTES = 24;

@@ -5,7 +5,8 @@
 // resolution, interface statistics, decryption secrets, custom, journal...) is
 // length-checked and skipped.
 // https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcapng/
-import { CaptureFileError, MAX_BLOCK_BYTES, MAX_PACKET_BYTES } from './file-error.js';
+import { CaptureFileError } from './file-error.js';
+import { END_PACKET_TIME_MS, FIRST_PACKET_TIME_MS, MAX_BLOCK_BYTES, MAX_INTERFACES, MAX_PACKET_BYTES } from './file-limits.js';
 import { type FrameSink, type RecordParser, hex32, u16, u32 } from './file-parser.js';
 
 export const PCAPNG_SHB = 0x0a0d0d0a;
@@ -40,7 +41,13 @@ export interface Interface {
   readonly unitsPerMs: number;
   /** if_tsoffset in milliseconds. */
   readonly offsetMs: number;
+  /** if_tsresol and if_tsoffset as written ("10^-9", "-10"), for error messages. */
+  readonly resolution: string;
+  readonly offsetSeconds: string;
 }
+
+/** The accepted packet times as text, for error messages. */
+const TIME_RANGE = `${new Date(FIRST_PACKET_TIME_MS).toISOString()} to ${new Date(END_PACKET_TIME_MS - 1).toISOString()}`;
 
 function minimumLength(type: number): number {
   switch (type) {
@@ -149,10 +156,15 @@ export function createPcapngParser(file: string): RecordParser {
   }
 
   function addInterface(buf: Uint8Array, pos: number, blockLen: number, base: number): void {
+    if (interfaces.length >= MAX_INTERFACES) {
+      fail(base + pos, `interface description block would be the ${interfaces.length + 1}th in its section; at most ${MAX_INTERFACES} are accepted`);
+    }
     const linkType = u16(buf, pos + 8, le);
     const snaplen = u32(buf, pos + 12, le);
     let unitsPerSec = 1e6;
+    let resolution = '10^-6';
     let offsetMs = 0;
+    let offsetSeconds = '0';
     const end = pos + blockLen - 4;
     let p = pos + 16;
     // Options: code(2) length(2) value padded to 4. blockLen is a multiple of 4
@@ -166,16 +178,27 @@ export function createPcapngParser(file: string): RecordParser {
         if (len !== 1) fail(base + p, `if_tsresol option has length ${len}, expected 1`);
         const v = buf[p + 4];
         unitsPerSec = v & 0x80 ? 2 ** (v & 0x7f) : 10 ** v;
+        resolution = v & 0x80 ? `2^-${v & 0x7f}` : `10^-${v}`;
       } else if (code === OPT_IF_TSOFFSET) {
         if (len !== 8) fail(base + p, `if_tsoffset option has length ${len}, expected 8`);
         // Signed 64-bit seconds, in the section's byte order.
         const lo = u32(buf, le ? p + 4 : p + 8, le);
         const hi = u32(buf, le ? p + 8 : p + 4, le) | 0;
         offsetMs = (hi * 4294967296 + lo) * 1000;
+        offsetSeconds = String((BigInt(hi) << 32n) + BigInt(lo));
       }
       p += 4 + ((len + 3) & ~3);
     }
-    interfaces.push({ linkType, snaplen, unitsPerSec, secondsPerUnit: 1 / unitsPerSec, unitsPerMs: unitsPerSec / 1000, offsetMs });
+    interfaces.push({
+      linkType,
+      snaplen,
+      unitsPerSec,
+      secondsPerUnit: 1 / unitsPerSec,
+      unitsPerMs: unitsPerSec / 1000,
+      offsetMs,
+      resolution,
+      offsetSeconds,
+    });
   }
 
   function parse(buf: Uint8Array, pos: number, end: number, base: number, sink: FrameSink): number {
@@ -218,6 +241,8 @@ export function createPcapngParser(file: string): RecordParser {
           if (caplen > blockLen - MIN_EPB || caplen > MAX_PACKET_BYTES) badCaplen(caplen, blockLen - MIN_EPB, at, type);
           if (sink.closed) break;
           const time = timestampMs(dv.getUint32(pos + 12, little), dv.getUint32(pos + 16, little), i);
+          // One comparison pair per packet; also false for NaN.
+          if (!(time >= FIRST_PACKET_TIME_MS && time < END_PACKET_TIME_MS)) badTime(type, id, pos, dv, little, at);
           lastTime = time;
           n++;
           sink.next({
@@ -256,6 +281,7 @@ export function createPcapngParser(file: string): RecordParser {
           if (caplen > blockLen - MIN_OPB || caplen > MAX_PACKET_BYTES) badCaplen(caplen, blockLen - MIN_OPB, at, type);
           if (sink.closed) break;
           const time = timestampMs(dv.getUint32(pos + 12, little), dv.getUint32(pos + 16, little), i);
+          if (!(time >= FIRST_PACKET_TIME_MS && time < END_PACKET_TIME_MS)) badTime(type, id, pos, dv, little, at);
           lastTime = time;
           n++;
           sink.next({
@@ -285,6 +311,15 @@ export function createPcapngParser(file: string): RecordParser {
 
   function noInterface(id: number, at: number, type: number): never {
     fail(at, `${blockName(type)} refers to interface ${id}, but the section has ${interfaces.length} interface description(s)`);
+  }
+
+  function badTime(type: number, id: number, pos: number, dv: DataView, little: boolean, at: number): never {
+    const i = interfaces[id];
+    const raw = (BigInt(dv.getUint32(pos + 12, little)) << 32n) | BigInt(dv.getUint32(pos + 16, little));
+    fail(
+      at,
+      `${blockName(type)} timestamp ${raw} (interface ${id}: ${i.resolution} s units, if_tsoffset ${i.offsetSeconds} s) lies outside ${TIME_RANGE}`,
+    );
   }
 
   function badCaplen(caplen: number, room: number, at: number, type: number): never {

@@ -3,7 +3,7 @@
 // their own link types and timestamp resolutions). Records are packed into
 // 1 MiB buffers and written a buffer at a time.
 import { open } from 'node:fs/promises';
-import { MAX_PACKET_BYTES } from './file-error.js';
+import { MAX_PACKET_BYTES } from './file-limits.js';
 
 /** What a writer needs of a frame; capture Frames fit. */
 export interface WritableFrame {
@@ -225,6 +225,8 @@ function* packPcapng(frames: Iterable<WritableFrame>, options: PcapngWriteOption
     const offsetMs = (iface.tsoffset ?? 0) * 1000;
     const [sec, units] = splitTime(f.time - offsetMs, perSec[id], n);
     const ts = BigInt(sec) * BigInt(perSec[id]) + BigInt(units);
+    // 2^64 ns end in 2554: a later time would silently wrap to an earlier one.
+    if (ts > 0xffffffffffffffffn) throw new RangeError(`frame ${n}: time ${f.time} does not fit a 64-bit timestamp at ${perSec[id]} units per second`);
     const len = 32 + ((caplen + 3) & ~3);
     if (!p.fits(len)) yield p.take();
     at = p.reserve(len);

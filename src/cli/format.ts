@@ -3,7 +3,11 @@ import type { Decision } from '../types.js';
 import { formatPort } from '../types.js';
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  // The readers only accept times up to 9999, so this holds a Date; but a
+  // RangeError here would end a replay with a stack trace, so any other
+  // number is printed as it is rather than thrown.
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `invalid time ${ms}` : d.toISOString();
 }
 
 /** The JSON-lines shape: stable keys, ISO 8601 times, ports as PORT/proto. */

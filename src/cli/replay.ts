@@ -69,12 +69,22 @@ export async function main(argv: string[]): Promise<number> {
   const started = performance.now();
 
   const failure = await new Promise<Error | undefined>((resolve) => {
-    readCaptureFile(file, { stats: fileStats, onProgress: (done, total) => bar.update(done, total) })
+    let failed = false;
+    const subscription = readCaptureFile(file, { stats: fileStats, onProgress: (done, total) => bar.update(done, total) })
       .pipe(decodeFrames(decodeStats), detectKnocks(config.doors, { maxSources: config.maxSources }))
       .subscribe({
         next(d) {
-          if (d.type === 'open') opens++;
-          if (verbose || d.type === 'open' || d.type === 'close') out.line(render(d));
+          if (failed) return;
+          try {
+            if (d.type === 'open') opens++;
+            if (verbose || d.type === 'open' || d.type === 'close') out.line(render(d));
+          } catch (err) {
+            // Thrown out of next(), this would escape RxJS as an uncaught
+            // exception: a stack trace and no summary. End the replay instead.
+            failed = true;
+            resolve(err instanceof Error ? err : new Error(String(err)));
+            queueMicrotask(() => subscription.unsubscribe());
+          }
         },
         error: (err: Error) => resolve(err),
         complete: () => resolve(undefined),

@@ -127,12 +127,14 @@ export function tsresolOpt(v: number): OptionSpec {
   return { code: 9, value: Uint8Array.of(v) };
 }
 
-export function tsoffsetOpt(le: boolean, seconds: number): OptionSpec {
-  const hi = Math.floor(seconds / 2 ** 32);
-  const lo = seconds - hi * 2 ** 32;
+/** if_tsoffset: signed 64-bit seconds (a bigint reaches the extremes exactly). */
+export function tsoffsetOpt(le: boolean, seconds: number | bigint): OptionSpec {
+  const v = BigInt.asUintN(64, BigInt(seconds));
+  const hi = Number(v >> 32n);
+  const lo = Number(v & 0xffffffffn);
   const b = new Bytes(le);
-  if (le) b.u32(lo).u32(hi >>> 0);
-  else b.u32(hi >>> 0).u32(lo);
+  if (le) b.u32(lo).u32(hi);
+  else b.u32(hi).u32(lo);
   return { code: 14, value: b.done() };
 }
 
@@ -181,6 +183,16 @@ export function opb(le: boolean, s: { ifId?: number; ts: bigint; data: Uint8Arra
     .bytes(s.data)
     .done();
   return block(le, 2, body);
+}
+
+/** A section header and `n` minimal interface descriptions (20 bytes each), built fast. */
+export function manyIdbs(le: boolean, n: number, linkType = 1): Uint8Array {
+  const one = idb(le, { linkType });
+  const head = shb(le);
+  const out = new Uint8Array(head.length + n * one.length);
+  out.set(head, 0);
+  for (let i = 0; i < n; i++) out.set(one, head.length + i * one.length);
+  return out;
 }
 
 export function bytesOf(n: number, seed = 1): Uint8Array {

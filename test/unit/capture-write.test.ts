@@ -148,6 +148,12 @@ describe('encodePcapng / writePcapng', () => {
   it('rejects frames for undeclared interfaces', () => {
     expect(() => encodePcapng([{ time: 0, data: bytesOf(1), interfaceId: 1 }], { interfaces: [{ linkType: 1 }] })).toThrow(/interface 1 is not one of the 1/);
   });
+
+  it('rejects a time whose timestamp would wrap 64 bits (nanoseconds end in 2554) instead of writing an earlier one', () => {
+    const late = Date.UTC(2600, 0, 1);
+    expect(() => encodePcapng([{ time: late, data: bytesOf(1) }], { interfaces: [{ linkType: 1, tsresol: 9 }] })).toThrow(/frame 0: time .* does not fit a 64-bit timestamp/);
+    expect(read(encodePcapng([{ time: late, data: bytesOf(1) }], { interfaces: [{ linkType: 1, tsresol: 6 }] }))[0].time).toBe(late);
+  });
 });
 
 describe.skipIf(tcpdumpMissing !== undefined)('tcpdump reads what we write', () => {
