@@ -15,3 +15,12 @@ export const MAX_SOURCES_LIMIT = 10_000_000;
 export const DEFAULT_MAX_SOURCES = 100_000;
 /** Door names become parts of nftables set and iptables chain names. */
 export const DOOR_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+
+/**
+ * Distinct ports (knock steps plus open ports that are not steps) the eBPF
+ * loader accepts on its command line: MAX_PORTS in ebpf/loader.c, which must
+ * stay equal to this. Past it the loader fails at start with "bad --first";
+ * check-config and `run` report it first (src/config/backend-limits.ts).
+ * The pcap capture has no port limit: its filter admits every port.
+ */
+export const EBPF_MAX_PORTS = 4096;

@@ -2,7 +2,7 @@
 // the effective configuration (defaults filled in, durations and ports
 // normalised). Exit 0 when valid, 2 on any problem or usage error.
 import { parseArgs } from 'node:util';
-import { ConfigError, configToJSON, formatConfig, loadConfig } from '../config/index.js';
+import { ConfigError, configToJSON, exceededBackendLimits, formatConfig, loadConfig } from '../config/index.js';
 import type { KnockwatchConfig } from '../types.js';
 
 const USAGE = `usage: knockwatch check-config [FILE] [--json]
@@ -46,6 +46,15 @@ export async function main(argv: string[]): Promise<number> {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`knockwatch check-config: ${err.message}\n`);
     return 2;
+  }
+  // The selected backend's limits are errors (in loadConfig); the other's are
+  // worth knowing before someone starts it with --capture.
+  for (const limit of exceededBackendLimits(cfg.doors)) {
+    if (limit.capture === cfg.capture) continue;
+    process.stderr.write(
+      `knockwatch check-config: warning: ${file ?? 'defaults'}: doors: ${limit.message} ` +
+        `(this config selects capture ${cfg.capture}; \`run --capture ${limit.capture}\` would refuse it)\n`,
+    );
   }
 
   if (values.json) {

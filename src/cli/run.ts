@@ -2,7 +2,7 @@
 //                 [--capture pcap|ebpf] [--ebpf-hook tc|xdp] [--log-level L] [--log-format json|pretty]`
 // The daemon: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads the config.
 import { parseArgs } from 'node:util';
-import { configFileUnsafeReason, loadConfig } from '../config/index.js';
+import { loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
 import { createLogger, isLogLevel, type Logger } from '../log.js';
 import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
@@ -40,13 +40,14 @@ interface Overrides {
   capture?: CaptureKind;
 }
 
-/** Loads the config file (refusing one others can write when we are root) and applies the command-line overrides. */
+/**
+ * Loads the config file and applies the command-line overrides. loadConfig reads it
+ * through src/config/safe-read.ts (as root: refused unless only root can write it and
+ * every directory on its path; never hangs on a FIFO) and checks the limits of the
+ * capture backend that will run.
+ */
 async function loadEffective(path: string | undefined, overrides: Overrides): Promise<KnockwatchConfig> {
-  if (path !== undefined) {
-    const unsafe = await configFileUnsafeReason(path).catch(() => undefined);
-    if (unsafe) throw new Error(`refusing the configuration: ${unsafe}`);
-  }
-  return applyOverrides(await loadConfig(path), overrides);
+  return applyOverrides(await loadConfig(path, overrides.capture !== undefined ? { capture: overrides.capture } : {}), overrides);
 }
 
 function applyOverrides(config: KnockwatchConfig, o: Overrides): KnockwatchConfig {

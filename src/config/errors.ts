@@ -61,7 +61,10 @@ export function describeValue(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'string') return `'${truncate(v)}'`;
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  if (v instanceof Uint8Array) return 'binary data';
+  if (v instanceof Uint8Array) return 'binary data (!!binary)';
+  if (v instanceof Map) return 'an ordered mapping (!!omap)';
+  if (v instanceof Set) return 'a set (!!set)';
+  if (v instanceof Date) return 'a timestamp';
   if (typeof v === 'object') return 'a mapping';
   return typeof v;
 }

@@ -1,57 +1,60 @@
 // loadConfig: read a config file (or take the defaults) and parse it.
-import { open } from 'node:fs/promises';
-import type { KnockwatchConfig } from '../types.js';
+import type { CaptureKind, KnockwatchConfig } from '../types.js';
 import { defaultConfig } from './defaults.js';
 import { ConfigError } from './errors.js';
+import { UntrustedFileError, readTrustedFile } from './safe-read.js';
 
 /** A config is a few KB; the cap keeps `check-config /dev/zero` from eating memory. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-/** No path: the defaults. Otherwise the file, validated; ConfigError on any problem. */
-export async function loadConfig(path?: string): Promise<KnockwatchConfig> {
+const WHY_ROOT_OWNS = 'as root, knockwatch runs commands and changes the firewall from this file';
+
+export interface LoadOptions {
+  /** The capture backend that will run (a --capture override); default: the file's own. */
+  readonly capture?: CaptureKind;
+  /** Our uid, for the ownership rules of safe-read.ts (tests); default: process.getuid(). */
+  readonly uid?: number;
+}
+
+/** No path: the defaults. Otherwise the file, read safely and validated; ConfigError on any problem. */
+export async function loadConfig(path?: string, options: LoadOptions = {}): Promise<KnockwatchConfig> {
   if (path === undefined) return defaultConfig();
-  const text = await readConfigText(path);
+  const text = await readConfigText(path, options.uid);
   // Loaded on demand: the YAML parser and the schema cost ~0.15 s of start-up
   // that a replay with the default config should not pay.
   const { parseConfig } = await import('./parse.js');
-  return parseConfig(text, path);
+  return parseConfig(text, path, options.capture !== undefined ? { capture: options.capture } : {});
 }
 
-/** The file's text, or a ConfigError naming the file and the OS error. */
-export async function readConfigText(path: string): Promise<string> {
-  const fail = (message: string): never => {
-    throw new ConfigError(path, [{ path: '', message }]);
-  };
+/** The file's text, or a ConfigError naming the file and why it was not read. */
+export async function readConfigText(path: string, uid?: number): Promise<string> {
   let bytes: Buffer;
   try {
-    const fh = await open(path, 'r');
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) fail('not a regular file');
-      if (st.size > MAX_CONFIG_BYTES) fail(`file is ${st.size} bytes; a config file may be at most ${MAX_CONFIG_BYTES}`);
-      bytes = await fh.readFile();
-    } finally {
-      await fh.close();
-    }
+    bytes = await readTrustedFile(path, { maxBytes: MAX_CONFIG_BYTES, what: 'config file', why: WHY_ROOT_OWNS, ...(uid !== undefined ? { uid } : {}) });
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    return fail(`cannot read config file: ${err instanceof Error ? err.message : String(err)}`);
+    if (!(err instanceof UntrustedFileError)) throw err;
+    throw new ConfigError(path, [{ path: '', message: err.reason }]);
   }
+  return decodeConfigText(bytes, path);
+}
+
+/** UTF-8 text of a config file's bytes, or a ConfigError with the offset of the first bad byte. */
+export function decodeConfigText(bytes: Uint8Array, fileName: string): string {
   const bad = invalidUtf8Offset(bytes);
-  if (bad !== undefined) fail(`not valid UTF-8 at byte offset ${bad}`);
+  if (bad !== undefined) throw new ConfigError(fileName, [{ path: '', message: `not valid UTF-8 at byte offset ${bad}` }]);
   // A leading byte-order mark is legal in YAML files written by some editors.
-  return bytes.toString('utf8').replace(/^\uFEFF/, '');
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8').replace(/^\uFEFF/, '');
 }
 
 /** Byte offset of the first invalid UTF-8 sequence, if any. */
-function invalidUtf8Offset(bytes: Buffer): number | undefined {
+function invalidUtf8Offset(bytes: Uint8Array): number | undefined {
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     return undefined;
   } catch {
     // Decoding replaced the bad sequence with U+FFFD; find the first U+FFFD
     // that the file does not itself contain as EF BF BD.
-    const text = bytes.toString('utf8');
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
     let offset = 0;
     for (const ch of text) {
       if (ch === '\uFFFD' && !(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) {

@@ -1,7 +1,8 @@
 // parseConfig: YAML text -> validated KnockwatchConfig, or a ConfigError that
 // lists every problem found, each with its path and line.
 import { LineCounter, parseDocument } from 'yaml';
-import type { Door, KnockwatchConfig } from '../types.js';
+import type { CaptureKind, Door, KnockwatchConfig } from '../types.js';
+import { exceededBackendLimits } from './backend-limits.js';
 import { crossChecks, type PathProblem } from './checks.js';
 import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from './errors.js';
 import { firstUnresolvedAlias, isEmptyScalar, locate, nodeLocation } from './locate.js';
@@ -10,9 +11,15 @@ import { CONFIG_KEYS, DOOR_KEYS, configSchema, type RawConfig, type RawDoor } fr
 /** Aliases can expand exponentially ("billion laughs"); a config needs few. */
 const MAX_ALIAS_COUNT = 100;
 
-export function parseConfig(text: string, fileName: string): KnockwatchConfig {
+export interface ParseOptions {
+  /** The capture backend that will run (a --capture override); its limits apply. Default: the file's own. */
+  readonly capture?: CaptureKind;
+}
+
+export function parseConfig(text: string, fileName: string, options: ParseOptions = {}): KnockwatchConfig {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // merge: `<<: *defaults` merge keys (YAML 1.1), so doors can share settings.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   const yamlProblems = [...doc.errors, ...doc.warnings].map((e): ConfigProblem => {
     const pos = lineCounter.linePos(e.pos[0]);
     return { path: '', line: pos.line, column: pos.col, message: yamlMessage(e.code, e.message, text, e.pos) };
@@ -58,7 +65,15 @@ export function parseConfig(text: string, fileName: string): KnockwatchConfig {
   if (isRecord(raw)) for (const p of crossChecks(raw['doors'])) add(p);
 
   if (located.length > 0 || !result.success) throw new ConfigError(fileName, sortProblems(located));
-  return deepFreeze(toConfig(result.data));
+  const config = toConfig(result.data);
+  // Limits of the backend that will run; check-config warns about the other one.
+  const capture = options.capture ?? config.capture;
+  const selectedBy = options.capture !== undefined && options.capture !== config.capture ? ' (selected by --capture)' : '';
+  for (const limit of exceededBackendLimits(config.doors)) {
+    if (limit.capture === capture) add({ path: ['doors'], message: `${limit.message}${selectedBy}` }, true);
+  }
+  if (located.length > 0) throw new ConfigError(fileName, located);
+  return deepFreeze(config);
 }
 
 function toDoor(d: RawDoor): Door {

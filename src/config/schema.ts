@@ -141,7 +141,27 @@ export const doorShape = {
   stop_command: command.optional(),
 };
 
-export const doorSchema = z.strictObject(doorShape, { error: typeError('a door (a mapping with name, sequence, ...)') });
+/**
+ * A YAML mapping with these keys. zod's object check passes any JS object, so
+ * a `!!binary` value (a Buffer), `!!set`, `!!omap` or a timestamp would be
+ * taken apart key by key: a `!!binary` document gave 102 "unknown key"
+ * messages naming Buffer methods. Anything but a plain mapping is one message.
+ */
+function mapping<S extends z.core.$ZodLooseShape>(shape: S, expected: string) {
+  return z
+    .custom<Record<string, unknown>>(isPlainMapping, {
+      error: (iss) => (iss.input === undefined ? 'required key is missing' : `expected ${expected}, got ${describeValue(iss.input)}`),
+    })
+    .pipe(z.strictObject(shape));
+}
+
+function isPlainMapping(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+export const doorSchema = mapping(doorShape, 'a door (a mapping with name, sequence, ...)');
 
 export const configShape = {
   interface: interfaceName.optional().default('any'),
@@ -155,7 +175,7 @@ export const configShape = {
     .min(1, { error: 'must define at least one door' }),
 };
 
-export const configSchema = z.strictObject(configShape, { error: typeError('a mapping of settings') });
+export const configSchema = mapping(configShape, 'a mapping of settings');
 
 export type RawConfig = z.output<typeof configSchema>;
 export type RawDoor = z.output<typeof doorSchema>;

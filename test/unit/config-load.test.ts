@@ -79,9 +79,10 @@ describe('loadConfig', () => {
   });
 
   test('a path through a regular file reports ENOTDIR', async () => {
-    const path = join(write('plain.yaml', VALID), 'inner.yaml');
+    const plain = write('plain.yaml', VALID);
+    const path = join(plain, 'inner.yaml');
     const err = await loadError(path);
-    expect(err.message).toContain(`${path}: cannot read config file: ENOTDIR`);
+    expect(err.message).toContain(`${path}: cannot read config file: ${plain} is not a directory (ENOTDIR)`);
   });
 
   test('a file larger than the limit is refused before reading', async () => {
@@ -91,7 +92,7 @@ describe('loadConfig', () => {
 
   test('a device such as /dev/zero is refused instead of read forever', async () => {
     const err = await loadError('/dev/zero');
-    expect(err.problems[0].message).toBe('not a regular file');
+    expect(err.problems[0].message).toBe('not a regular file (a character device): a config file must be a plain file');
   });
 
   test('invalid UTF-8 names the byte offset', async () => {

@@ -1,0 +1,27 @@
+// Limits of the capture backends that a config can exceed although every
+// value in it is valid on its own. Checked when a config is parsed, for the
+// backend that will run (error), and by check-config for the other one
+// (warning), so a config never fails only at start-up with a loader error.
+import { EBPF_MAX_PORTS } from '../limits.js';
+import { formatPort, type CaptureKind, type Door } from '../types.js';
+
+export interface BackendLimit {
+  readonly capture: CaptureKind;
+  readonly message: string;
+}
+
+/** Every backend limit these doors exceed, one entry per backend and limit. */
+export function exceededBackendLimits(doors: readonly Door[]): BackendLimit[] {
+  const out: BackendLimit[] = [];
+  // The loader gets each distinct step once and each open port that is not also a step.
+  const ports = new Set(doors.flatMap((d) => [...d.sequence, ...d.open]).map(formatPort));
+  if (ports.size > EBPF_MAX_PORTS) {
+    out.push({
+      capture: 'ebpf',
+      message:
+        `the doors use ${ports.size} distinct ports (knock steps and open ports); capture ebpf takes at most ${EBPF_MAX_PORTS} ` +
+        `(MAX_PORTS of its loader): use fewer ports, or capture: pcap, which has no port limit`,
+    });
+  }
+  return out;
+}
