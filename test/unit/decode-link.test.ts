@@ -28,27 +28,27 @@ describe('Ethernet (1)', () => {
     expectKnock6(ethernet(syn6), LinkType.ETHERNET);
   });
 
-  it('follows one 802.1Q tag', () => {
+  it('ignores VLAN-tagged frames, one tag or QinQ (the host takes them only on the VLAN interface, untagged)', () => {
     const f = ethernet(syn4, { vlan: [42] });
     expect([f[12], f[13]]).toEqual([0x81, 0x00]);
-    expectKnock4(f, LinkType.ETHERNET);
+    expect(decodeOne(f, LinkType.ETHERNET).verdict).toBe('ignored:vlan');
+    expect(decodeOne(ethernet(syn4, { vlan: [100, 42] }), LinkType.ETHERNET).verdict).toBe('ignored:vlan');
+    expect(decodeOne(ethernet(syn6, { vlan: [100, 42], tpids: [0x9100, 0x8100] }), LinkType.ETHERNET).verdict).toBe('ignored:vlan');
+    expect(decodeOne(ethernet(syn4, { vlan: [1, 2, 3, 4, 5] }), LinkType.ETHERNET).verdict).toBe('ignored:vlan');
   });
 
-  it('follows QinQ with 0x88a8 and 0x9100 outer tags', () => {
-    expectKnock4(ethernet(syn4, { vlan: [100, 42] }), LinkType.ETHERNET);
-    expectKnock6(ethernet(syn6, { vlan: [100, 42], tpids: [0x9100, 0x8100] }), LinkType.ETHERNET);
-    expectKnock4(ethernet(syn4, { vlan: [1, 2, 3, 4] }), LinkType.ETHERNET);
-  });
-
-  it('rejects tag stacks deeper than 4', () => {
-    expect(decodeOne(ethernet(syn4, { vlan: [1, 2, 3, 4, 5] }), LinkType.ETHERNET).verdict).toBe('malformed:vlan-too-deep');
+  it('ignores TCP in a broadcast or multicast frame (Linux TCP takes only frames to its own MAC); UDP counts', () => {
+    for (const dst of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '33:33:00:00:00:01']) {
+      expect(decodeOne(ethernet(syn4, { dst }), LinkType.ETHERNET).verdict).toBe('ignored:tcp-link-broadcast');
+      expect(decodeOne(ethernet(udp4, { dst }), LinkType.ETHERNET).verdict).toBe('knock');
+    }
   });
 
   it('ignores ARP and other EtherTypes, including 802.3 length fields', () => {
     const arp = ethernet(new Uint8Array(28), { etherType: 0x0806 });
     expect(decodeOne(arp, LinkType.ETHERNET).verdict).toBe('ignored:not-ip');
     expect(decodeOne(ethernet(syn4, { etherType: 0x0040 }), LinkType.ETHERNET).verdict).toBe('ignored:not-ip');
-    expect(decodeOne(ethernet(syn4, { vlan: [7], etherType: 0x88cc }), LinkType.ETHERNET).verdict).toBe('ignored:not-ip');
+    expect(decodeOne(ethernet(syn4, { vlan: [7], etherType: 0x88cc }), LinkType.ETHERNET).verdict).toBe('ignored:vlan');
   });
 
   it('rejects an EtherType that disagrees with the IP version', () => {
@@ -66,12 +66,13 @@ describe('Ethernet (1)', () => {
 });
 
 describe('Linux cooked captures', () => {
-  it('SLL (113) decodes IPv4 and IPv6, also VLAN-tagged', () => {
+  it('SLL (113) decodes IPv4 and IPv6, and ignores VLAN-tagged frames', () => {
     expectKnock4(sll(syn4), LinkType.LINUX_SLL);
     expectKnock6(sll(syn6), LinkType.LINUX_SLL);
-    // libpcap puts a stripped VLAN tag back after the cooked header as 0x8100 + TCI + type.
+    // libpcap puts a stripped VLAN tag back after the cooked header as 0x8100 + TCI + type;
+    // `-i any` shows the same packet untagged on the VLAN's own interface, where it counts.
     const tagged = sll(Uint8Array.from([0x00, 0x2a, 0x08, 0x00, ...syn4]), { protocol: 0x8100 });
-    expectKnock4(tagged, LinkType.LINUX_SLL);
+    expect(decodeOne(tagged, LinkType.LINUX_SLL).verdict).toBe('ignored:vlan');
   });
 
   it('SLL2 (276) decodes IPv4 and IPv6', () => {
@@ -82,7 +83,19 @@ describe('Linux cooked captures', () => {
   it('ignores packets this host sent (packet type 4), which `-i any` also shows', () => {
     expect(decodeOne(sll(syn4, { packetType: 4 }), LinkType.LINUX_SLL).verdict).toBe('ignored:outgoing');
     expect(decodeOne(sll2(syn4, { packetType: 4 }), LinkType.LINUX_SLL2).verdict).toBe('ignored:outgoing');
-    for (const packetType of [0, 1, 2, 3]) expectKnock4(sll2(syn4, { packetType }), LinkType.LINUX_SLL2);
+    expectKnock4(sll2(syn4, { packetType: 0 }), LinkType.LINUX_SLL2);
+  });
+
+  it('ignores frames for another host (packet type 3), and TCP in broadcast/multicast frames (1, 2), as Linux does', () => {
+    for (const make of [sll, sll2]) {
+      const link = make === sll ? LinkType.LINUX_SLL : LinkType.LINUX_SLL2;
+      expect(decodeOne(make(syn4, { packetType: 3 }), link).verdict).toBe('ignored:other-host');
+      expect(decodeOne(make(udp4, { packetType: 3 }), link).verdict).toBe('ignored:other-host');
+      for (const packetType of [1, 2]) {
+        expect(decodeOne(make(syn4, { packetType }), link).verdict).toBe('ignored:tcp-link-broadcast');
+        expect(decodeOne(make(udp4, { packetType }), link).verdict).toBe('knock');
+      }
+    }
   });
 
   it('ignores non-IP protocols', () => {
