@@ -432,6 +432,53 @@ describe('parseConfig: files that are not a config', () => {
     expectOnly(yaml('- 1', '- 2'), '', 1, /expected a mapping of settings, got a list/);
   });
 
+  // Issue 8 item 12: a `!!binary` document gave 102 "unknown key" messages naming Buffer methods.
+  test.each([
+    ['!!binary aGVsbG8gd29ybGQ=', /expected a mapping of settings, got binary data \(!!binary\)/],
+    ['!!set {a, b}', /expected a mapping of settings, got a set \(!!set\)/],
+    ['!!omap [a: 1]', /expected a mapping of settings, got an ordered mapping \(!!omap\)/],
+    ['just a string', /expected a mapping of settings, got 'just a string'/],
+    ['42', /expected a mapping of settings, got 42/],
+    ['null', /expected a mapping of settings, got an empty value \(null\)/],
+    ['~', /expected a mapping of settings, got an empty value \(null\)/],
+  ])('a top-level %s document is one problem at its line', (doc, re) => {
+    expectOnly(`# a comment\n${doc}\n`, '', 2, re);
+  });
+
+  test('a door that is !!binary is one problem at its line', () => {
+    expectOnly(yaml('doors:', '  - !!binary aGVsbG8='), 'doors[0]', 2, /expected a door \(a mapping with name, sequence, \.\.\.\), got binary data/);
+  });
+
+  test('YAML merge keys (<<: *door) share settings between doors; the merging door overrides them', () => {
+    const cfg = parseConfig(
+      yaml(
+        'doors:',
+        '  - &ssh',
+        '    name: ssh',
+        '    sequence: [1234, 5678, 9012]',
+        '    window: 10s',
+        '    open: [2222]',
+        '    duration: 20s',
+        '  - <<: *ssh',
+        '    name: web',
+        '    sequence: [4000, 5000]',
+        '    open: [443]',
+      ),
+      FILE,
+    );
+    expect(cfg.doors[1]).toMatchObject({ name: 'web', windowMs: 10_000, durationMs: 20_000, open: [{ port: 443, protocol: 'tcp' }] });
+    expect(cfg.doors[1].sequence).toHaveLength(2);
+  });
+
+  test('a merged value that is wrong is reported at the merging door', () => {
+    const problems = problemsOf(yaml('doors:', '  - &ssh', '    name: ssh', '    sequence: [1234, 5678]', '    window: 10s', '    open: [2222]', '    duration: 20s', '    gap: 1h', '  - <<: *ssh', '    name: web', '    sequence: [4000, 5000]'));
+    // gap > window in both doors: the first at its own line, the merged copy at the merging door's.
+    expect(problems.map((p) => [p.path, p.line])).toEqual([
+      ['doors[0].gap', 8],
+      ['doors[1].gap', 9],
+    ]);
+  });
+
   test('several documents in one file', () => {
     const problems = problemsOf(`${oneDoor()}---\n${oneDoor()}`);
     expect(problems[0]).toMatchObject({ path: '', line: 7 });
