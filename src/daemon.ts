@@ -2,16 +2,17 @@
 // firewall, the same stages `replay` uses, plus the wall clock that live
 // operation needs (packet times are capture times; ticks close accesses on time
 // without traffic) and reload/shutdown.
-import { Subject, type Observable, type Subscription } from 'rxjs';
+import { Subject, type MonoTypeOperatorFunction, type Observable, type Subscription } from 'rxjs';
 import { openEbpfCapture, watchedPorts, type EbpfHook } from './capture/ebpf.js';
 import { liveFrames } from './capture/live-frames.js';
+import { keepKnocksForHost } from './capture/host-addresses.js';
 import { wallClock } from './capture/live-clock.js';
 import { createDecodeStats, type DecodeStats } from './decode/decode.js';
 import { decodeFrames } from './decode/operator.js';
 import { createDetector, liveTicks, runDetector, type Detector } from './detect/index.js';
 import { accessFromDecision, accessKeyFromDecision, createFirewall, type FirewallAdapter } from './firewall/index.js';
 import type { Logger } from './log.js';
-import type { Decision, Door, Frame, KnockwatchConfig, OpenDecision } from './types.js';
+import type { Decision, Door, Frame, KnockEvent, KnockwatchConfig, OpenDecision } from './types.js';
 import { formatPort } from './types.js';
 
 export interface DaemonOptions {
@@ -36,6 +37,16 @@ export interface Daemon {
   reload(next: KnockwatchConfig): Promise<void>;
   /** Clean exit: stop capturing, close every access, remove our rules. */
   stop(): Promise<void>;
+}
+
+/**
+ * pcap's filter holds no host address (cap cannot change the filter of an
+ * open capture): the address rule is applied after decoding, against the
+ * host's live addresses. eBPF applies it in the kernel (its `local` map).
+ */
+function forThisHost(config: KnockwatchConfig, options: DaemonOptions): MonoTypeOperatorFunction<KnockEvent> {
+  if (options.frames || config.capture !== 'pcap') return (knocks) => knocks;
+  return keepKnocksForHost({ logger: options.logger.child({ stage: 'capture' }) });
 }
 
 function captureSource(config: KnockwatchConfig, options: DaemonOptions): Observable<Frame> {
@@ -124,7 +135,7 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
   const startPipeline = (): void => {
     const det = detector;
     pipeline = captureSource(config, options)
-      .pipe(decodeFrames(decodeStats), runDetector(det, { ticks: liveTicks({ now: wallClock, nextDeadline: () => det.nextDeadline() }) }))
+      .pipe(decodeFrames(decodeStats), forThisHost(config, options), runDetector(det, { ticks: liveTicks({ now: wallClock, nextDeadline: () => det.nextDeadline() }) }))
       .subscribe({
         next: act,
         error: (err: Error) => {

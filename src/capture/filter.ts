@@ -5,16 +5,19 @@
 //    port; a filter that admitted only the sequence ports would let an
 //    ascending port sweep open a door (knockd does exactly that).
 //  - narrow enough: no segment with ACK set, so established TCP traffic never
-//    costs a JavaScript callback; nothing addressed to other hosts (cap always
-//    opens in promiscuous mode); nothing sent by this host.
+//    costs a JavaScript callback; no loopback destination.
 //
-// Direction is expressed with addresses (destination is ours, source is not),
-// not with the `inbound` keyword: on Ethernet libpcap compiles `inbound` to a
-// Linux ancillary load (SKF_AD_PKTTYPE) that its userland filter cannot
-// evaluate, and libpcap runs the first ring frame after setting a filter
-// through the userland filter. Measured here: with `inbound` on an Ethernet
-// interface the first matching packet after every open was silently lost.
-// The same applies to `ifindex`. Everything below is plain header offsets.
+// No host address is in the filter. Which packets are addressed to this host
+// (and not sent by it) is decided per knock in JavaScript by the one address
+// rule in host-addresses.ts, against a set that follows the addresses: cap
+// 0.2.1 cannot replace the filter of an open capture, so addresses compiled
+// in here cost a capture restart (and lost knocks) on every address change.
+// Direction is not in the filter either: on Ethernet libpcap compiles
+// `inbound` to a Linux ancillary load (SKF_AD_PKTTYPE) that its userland
+// filter cannot evaluate, and libpcap runs the first ring frame after setting
+// a filter through the userland filter. Measured here: with `inbound` on an
+// Ethernet interface the first matching packet after every open was silently
+// lost. The same applies to `ifindex`. Everything below is plain header offsets.
 //
 // IPv6: `tcp[tcpflags]` is IPv4-only in libpcap, so IPv6 flags are read at
 // fixed offsets. Extension headers: one hop-by-hop, routing or destination
@@ -23,20 +26,10 @@
 // dropped). Longer chains pass through unchecked - they are rare, and the
 // decoder walks the chain and checks the flags in JavaScript anyway. IPsec
 // (ESP/AH) is not admitted: knocks are plain SYNs and UDP datagrams.
-import { isIP } from 'node:net';
 import type { Door, Protocol } from '../types.js';
 
 export interface CaptureFilterOptions {
-  /**
-   * This host's addresses: the watched interface's, or every interface's for
-   * `any`. When given, a packet must be addressed to one of them and must not
-   * come from one (that also excludes this host's own outgoing packets and
-   * spoofed knocks "from" this host). Must not be empty.
-   * Without it the filter has no address clauses: only for capture files or
-   * tests, since live capture would then see this host's own outgoing SYNs.
-   */
-  readonly localAddresses?: readonly string[];
-  /** Protocols to admit; default: every protocol used in a door's sequence. */
+  /** Protocols to admit; default: captureProtocols(doors), i.e. both. */
   readonly protocols?: readonly Protocol[];
 }
 
@@ -53,24 +46,31 @@ const SYN_ONLY = '0x02';
 /** The BPF filter text for live capture of knocks on the given doors. */
 export function buildCaptureFilter(doors: readonly Door[], options: CaptureFilterOptions = {}): string {
   const protocols = captureProtocols(doors, options.protocols);
-  const addresses = options.localAddresses === undefined ? undefined : normalizeAddresses(options.localAddresses);
-  const families = addresses === undefined ? new Set([4, 6]) : new Set(addresses.map((a) => isIP(a)));
-
-  const parts: string[] = [];
-  if (families.has(4)) parts.push(`(ip and (${ipv4Clauses(protocols).join(' or ')}))`);
-  if (families.has(6)) parts.push(`(ip6 and (${ipv6Clauses(protocols).join(' or ')}))`);
-  // Cheap protocol tests first: they reject ACK segments before any address compare.
-  const filter = [parts.length === 1 ? parts[0] : `(${parts.join(' or ')})`];
-  if (addresses !== undefined) {
-    const hosts = (dir: 'dst' | 'src'): string => addresses.map((a) => `${dir} host ${a}`).join(' or ');
-    filter.push(`(${hosts('dst')})`, `not (${hosts('src')})`);
-  }
-  return filter.join(' and ');
+  // Cheap protocol tests first: they reject ACK segments before the address compare.
+  return (
+    `((ip and (${ipv4Clauses(protocols).join(' or ')}) and ${NOT_LOOPBACK_V4})` +
+    ` or (ip6 and (${ipv6Clauses(protocols).join(' or ')}) and ${NOT_LOOPBACK_V6}))`
+  );
 }
 
-/** The protocols the filter admits: explicit, or those of the doors' sequences. */
+/**
+ * The address rule's one static part (host-addresses.ts): a loopback
+ * destination never counts, and on `lo` or `any` it would be every local
+ * connection's SYN.
+ */
+const NOT_LOOPBACK_V4 = 'not dst net 127.0.0.0/8';
+const NOT_LOOPBACK_V6 = 'not dst host ::1';
+
+/**
+ * The protocols capture must deliver (this filter, and the eBPF program via
+ * loaderArgs): explicit, or else both as soon as a door has a sequence. Not
+ * only those of the steps: a SYN or UDP datagram to a wrong port resets a
+ * source part-way through, whatever the door's own protocols (the rule in
+ * decode/decode.ts; README "any SYN/UDP resets"), so a TCP-only door still
+ * needs every UDP datagram.
+ */
 export function captureProtocols(doors: readonly Door[], explicit?: readonly Protocol[]): Protocol[] {
-  const wanted = new Set<Protocol>(explicit ?? doors.flatMap((d) => d.sequence.map((s) => s.protocol)));
+  const wanted = new Set<Protocol>(explicit ?? (doors.some((d) => d.sequence.length > 0) ? ['tcp', 'udp'] : []));
   for (const p of wanted) {
     if (p !== 'tcp' && p !== 'udp') throw new TypeError(`capture filter: unknown protocol '${String(p)}' (expected tcp or udp)`);
   }
@@ -80,18 +80,6 @@ export function captureProtocols(doors: readonly Door[], explicit?: readonly Pro
     );
   }
   return (['tcp', 'udp'] as const).filter((p) => wanted.has(p));
-}
-
-function normalizeAddresses(list: readonly string[]): string[] {
-  if (list.length === 0) throw new TypeError('capture filter: localAddresses is empty, so no packet could match');
-  const out = new Set<string>();
-  list.forEach((raw, i) => {
-    // A zone index (fe80::1%eth0) means nothing to a BPF address compare.
-    const address = typeof raw === 'string' ? raw.replace(/%.*$/, '') : '';
-    if (isIP(address) === 0) throw new TypeError(`capture filter: localAddresses[${i}] is not an IPv4 or IPv6 address: '${String(raw)}'`);
-    out.add(address.toLowerCase());
-  });
-  return [...out];
 }
 
 function ipv4Clauses(protocols: readonly Protocol[]): string[] {

@@ -1,15 +1,16 @@
 // The live capture as knockwatch runs it: follows the interface
-// (interfaces.ts) and keeps one capture (live.ts) open with a filter built
-// from the interface's current addresses.
-//  - address added or removed: the filter is rebuilt and the capture reopened
-//    (a new capture process, a new Cap);
+// (interfaces.ts) and keeps one capture (live.ts) open.
+//  - address added or removed: nothing happens here. The filter holds no host
+//    address (filter.ts); which knocks are for this host is decided after
+//    decoding against a live address set (host-addresses.ts). Reopening on
+//    every address change lost knocks: a new capture process takes ~0.1 s
+//    and more on a busy machine, and router advertisements can change
+//    addresses several times a second;
 //  - link down: the capture is stopped; link up again: it reopens;
 //  - interface deleted and created again (new ifindex): it reopens;
 //  - a capture that fails or dies is retried with exponential backoff, except
 //    for errors retrying cannot fix (permission, filter, missing addon),
 //    which error the Observable. It never completes.
-// While the capture is being reopened (a new process, ~0.1 s) packets are not
-// seen; reopening happens only on the changes above.
 import { defer, distinctUntilChanged, map, NEVER, Observable, retry, switchMap, throwError, timer } from 'rxjs';
 import type { Door, Frame, Protocol } from '../types.js';
 import { buildCaptureFilter, captureProtocols } from './filter.js';
@@ -42,21 +43,22 @@ export interface LiveFramesOptions {
 interface Plan {
   readonly state: InterfaceState;
   /** Set when a capture should run. */
-  readonly filter?: string;
+  readonly capture: boolean;
   /** Why no capture runs. */
   readonly idle?: string;
 }
 
+/** Only link state and identity: addresses never reopen the capture. */
 function planKey(p: Plan): string {
-  return `${p.state.up}|${p.state.ifindex ?? ''}|${p.filter ?? p.idle}`;
+  return `${p.state.up}|${p.state.ifindex ?? ''}|${p.idle ?? ''}`;
 }
 
 /** Why this (re)open happens, for the log. */
 function reopenReason(previous: Plan | undefined, next: Plan): string {
   if (!previous) return 'start';
-  if (!previous.filter) return previous.state.up ? 'addresses appeared' : 'link up';
+  if (!previous.capture) return 'link up';
   if (previous.state.ifindex !== next.state.ifindex) return 'interface re-created';
-  return 'addresses changed';
+  return 'link changed';
 }
 
 /** Frames captured live on `options.interface`, surviving address changes and link down/up. */
@@ -70,22 +72,22 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
   return defer(() => {
     // Fail now on doors with nothing to capture, not when the interface first comes up.
     const protocols = captureProtocols(options.doors, options.protocols);
+    const filter = buildCaptureFilter(options.doors, { protocols });
     const states = options.states ?? watchInterfaces(name, { pollMs: options.pollMs, logger: log });
 
     const toPlan = (state: InterfaceState): Plan => {
-      if (!state.up) return { state, idle: state.addresses.length === 0 && state.ifindex === undefined ? 'interface not found' : 'link down' };
-      if (state.addresses.length === 0) return { state, idle: 'no addresses on the interface' };
-      return { state, filter: buildCaptureFilter(options.doors, { localAddresses: state.addresses, protocols }) };
+      if (!state.up) return { state, capture: false, idle: state.addresses.length === 0 && state.ifindex === undefined ? 'interface not found' : 'link down' };
+      return { state, capture: true };
     };
 
     let previous: Plan | undefined;
-    const capture = (plan: Plan, filter: string): Observable<Frame> => {
+    const capture = (plan: Plan): Observable<Frame> => {
       const reason = reopenReason(previous, plan);
       let attempt = 0;
       return defer(() => {
         attempt += 1;
         log?.info(
-          { interface: name, reason: attempt === 1 ? reason : 'retry', attempt, addresses: plan.state.addresses, filter },
+          { interface: name, reason: attempt === 1 ? reason : 'retry', attempt, filter },
           attempt === 1 && reason === 'start' ? 'opening live capture' : 'reopening live capture',
         );
         return open({
@@ -112,7 +114,7 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
       map(toPlan),
       distinctUntilChanged((a, b) => planKey(a) === planKey(b)),
       switchMap((plan) => {
-        const frames = plan.filter === undefined ? idle(plan) : capture(plan, plan.filter);
+        const frames = plan.capture ? capture(plan) : idle(plan);
         previous = plan;
         return frames;
       }),

@@ -29,23 +29,16 @@ describe('buildCaptureFilter', () => {
   });
 
   it('never restricts ports: a sweep must reach detection to reset it', () => {
-    const f = buildCaptureFilter([MIXED_DOOR, TCP_DOOR], { localAddresses: ['10.0.0.1'] });
+    const f = buildCaptureFilter([MIXED_DOOR, TCP_DOOR]);
     expect(f).not.toMatch(/port/);
     expect(f).not.toMatch(/1111|2222|3333/);
   });
 
-  it('leaves UDP out when no door knocks with UDP', () => {
-    const f = buildCaptureFilter([TCP_DOOR]);
-    expect(f).toContain(V4_SYN);
-    expect(f).toContain(V6_SYN);
-    expect(f).not.toMatch(/udp|== 17/);
-  });
-
-  it('leaves TCP out when every door knocks with UDP only', () => {
-    const f = buildCaptureFilter([UDP_DOOR]);
-    expect(f).toContain(V4_UDP);
-    expect(f).toContain(V6_UDP);
-    expect(f).not.toMatch(/tcp|== 6 /);
+  it('admits UDP for a TCP-only door and TCP for a UDP-only door: any SYN/UDP to a wrong port resets (issue 8 item 13)', () => {
+    for (const door of [TCP_DOOR, UDP_DOOR]) {
+      const f = buildCaptureFilter([door]);
+      for (const clause of [V4_SYN, V6_SYN, V4_UDP, V6_UDP]) expect(f).toContain(clause);
+    }
   });
 
   it('takes an explicit protocol list over the doors', () => {
@@ -54,32 +47,23 @@ describe('buildCaptureFilter', () => {
     expect(f).not.toContain('tcp');
   });
 
-  it('restricts destination to local addresses and excludes them as sources', () => {
-    const f = buildCaptureFilter([MIXED_DOOR], { localAddresses: ['10.199.0.1', 'fd00:6b77::1'] });
-    expect(f).toContain('(dst host 10.199.0.1 or dst host fd00:6b77::1)');
-    expect(f).toContain('not (src host 10.199.0.1 or src host fd00:6b77::1)');
+  it('holds no host address, so an address change never needs a new filter (issue 8 item 7)', () => {
+    const f = buildCaptureFilter([MIXED_DOOR]);
+    expect(f).not.toMatch(/\bhost (?!::1\))/);
+    expect(f).not.toMatch(/src/);
+    // Both families always: an address of the other family may be added later.
+    expect(f).toMatch(/^\(\(ip and /);
+    expect(f).toContain(' or (ip6 and ');
   });
 
-  it('only has the IPv4 branch when every local address is IPv4', () => {
-    const f = buildCaptureFilter([MIXED_DOOR], { localAddresses: ['192.0.2.1', '198.51.100.7'] });
-    expect(f).toMatch(/^\(ip and /);
-    expect(f).not.toContain('ip6');
-  });
-
-  it('only has the IPv6 branch when every local address is IPv6', () => {
-    const f = buildCaptureFilter([MIXED_DOOR], { localAddresses: ['2001:db8::1', 'fe80::1'] });
-    expect(f).toMatch(/^\(ip6 and /);
-    expect(f).not.toMatch(/\bip and|tcp\[/);
-  });
-
-  it('strips zone indexes, lower-cases and de-duplicates addresses', () => {
-    const f = buildCaptureFilter([TCP_DOOR], { localAddresses: ['FE80::1%eth0', 'fe80::1', '10.0.0.1'] });
-    expect(f).toContain('(dst host fe80::1 or dst host 10.0.0.1)');
-    expect(f).not.toContain('%');
+  it('drops loopback destinations in the kernel (the address rule\'s static part)', () => {
+    const f = buildCaptureFilter([MIXED_DOOR]);
+    expect(f).toContain('not dst net 127.0.0.0/8');
+    expect(f).toContain('not dst host ::1');
   });
 
   it('never uses inbound or ifindex (libpcap cannot run them in userland: first packet lost)', () => {
-    const f = buildCaptureFilter([MIXED_DOOR], { localAddresses: ['10.0.0.1', 'fd00::1'] });
+    const f = buildCaptureFilter([MIXED_DOOR]);
     expect(f).not.toMatch(/inbound|outbound|ifindex/);
   });
 
@@ -96,33 +80,29 @@ describe('buildCaptureFilter', () => {
 
   it('has balanced parentheses for every combination', () => {
     for (const doors of [[TCP_DOOR], [UDP_DOOR], [MIXED_DOOR]]) {
-      for (const localAddresses of [undefined, ['10.0.0.1'], ['fd00::1'], ['10.0.0.1', 'fd00::1']]) {
-        const f = buildCaptureFilter(doors, { localAddresses });
-        let depth = 0;
-        for (const ch of f) {
-          if (ch === '(') depth += 1;
-          if (ch === ')') depth -= 1;
-          expect(depth).toBeGreaterThanOrEqual(0);
-        }
-        expect(depth).toBe(0);
+      const f = buildCaptureFilter(doors);
+      let depth = 0;
+      for (const ch of f) {
+        if (ch === '(') depth += 1;
+        if (ch === ')') depth -= 1;
+        expect(depth).toBeGreaterThanOrEqual(0);
       }
+      expect(depth).toBe(0);
     }
   });
 
   it('rejects bad input with a message naming it', () => {
     expect(() => buildCaptureFilter([])).toThrow(/no door has a knock sequence/);
-    expect(() => buildCaptureFilter([TCP_DOOR], { localAddresses: [] })).toThrow(/localAddresses is empty/);
-    expect(() => buildCaptureFilter([TCP_DOOR], { localAddresses: ['10.0.0.1', 'eth0'] })).toThrow(/localAddresses\[1\].*'eth0'/);
-    expect(() => buildCaptureFilter([TCP_DOOR], { localAddresses: ['10.0.0.1 or host 1.2.3.4'] })).toThrow(/localAddresses\[0\]/);
     expect(() => buildCaptureFilter([TCP_DOOR], { protocols: [] })).toThrow(/protocols option is empty/);
     expect(() => buildCaptureFilter([TCP_DOOR], { protocols: ['icmp' as Protocol] })).toThrow(/unknown protocol 'icmp'/);
   });
 });
 
 describe('captureProtocols', () => {
-  it('collects the protocols of every door in a fixed order', () => {
+  it('is both protocols for any door with a sequence, in a fixed order; an explicit list wins', () => {
     expect(captureProtocols([UDP_DOOR, TCP_DOOR])).toEqual(['tcp', 'udp']);
-    expect(captureProtocols([TCP_DOOR])).toEqual(['tcp']);
+    expect(captureProtocols([TCP_DOOR])).toEqual(['tcp', 'udp']);
+    expect(captureProtocols([UDP_DOOR])).toEqual(['tcp', 'udp']);
     expect(captureProtocols([], ['udp', 'tcp', 'udp'])).toEqual(['tcp', 'udp']);
   });
 });
