@@ -1,7 +1,9 @@
 // The composition root of the live daemon: capture -> decode -> detect ->
 // firewall, the same stages `replay` uses, plus the wall clock that live
 // operation needs (packet times are capture times; ticks close accesses on time
-// without traffic) and reload/shutdown.
+// without traffic) and reload/shutdown. A clean stop leaves our rules and the
+// remaining accesses in the kernel (their timeouts end them): stopping must
+// never open the door ports to everyone.
 import { Subject, type MonoTypeOperatorFunction, type Observable, type Subscription } from 'rxjs';
 import { openEbpfCapture, watchedPorts, type EbpfHook } from './capture/ebpf.js';
 import { liveFrames } from './capture/live-frames.js';
@@ -10,9 +12,11 @@ import { wallClock } from './capture/live-clock.js';
 import { createDecodeStats, type DecodeStats } from './decode/decode.js';
 import { decodeFrames } from './decode/operator.js';
 import { createDetector, liveTicks, runDetector, type Detector } from './detect/index.js';
-import { accessFromDecision, accessKeyFromDecision, createFirewall, type FirewallAdapter } from './firewall/index.js';
+import { accessFromDecision, accessKeyFromDecision, createFirewall, type Firewall } from './firewall/index.js';
+import { watchFirewallState, type StateWatch } from './firewall/state-watch.js';
+import { ledgerAccess, splitForReload } from './ledger.js';
 import type { Logger } from './log.js';
-import type { Decision, Door, Frame, KnockEvent, KnockwatchConfig, OpenDecision } from './types.js';
+import type { Decision, Frame, KnockEvent, KnockwatchConfig } from './types.js';
 import { formatPort } from './types.js';
 
 export interface DaemonOptions {
@@ -24,18 +28,22 @@ export interface DaemonOptions {
   readonly frames?: Observable<Frame>;
   /** Called for every decision after it was logged (tests, demo). */
   readonly onDecision?: (d: Decision) => void;
+  /** stop() removes our table/chains and sets (uninstall) instead of leaving them in place. */
+  readonly removeRulesOnExit?: boolean;
+  /** How often to check that our rules are still in the kernel, ms (default 1000). */
+  readonly stateCheckMs?: number;
 }
 
 export interface Daemon {
   readonly config: KnockwatchConfig;
   readonly decodeStats: DecodeStats;
   readonly detector: Detector;
-  readonly firewall: FirewallAdapter;
+  readonly firewall: Firewall;
   /** Resolves when the capture fails for good (the daemon cannot go on). */
   readonly failed: Promise<Error>;
-  /** Applies a new configuration; open accesses stay until their deadline. */
+  /** Applies a new configuration; open accesses stay until their deadline unless their door was removed or changed. */
   reload(next: KnockwatchConfig): Promise<void>;
-  /** Clean exit: stop capturing, close every access, remove our rules. */
+  /** Clean exit: stop capturing, run the stop commands of open accesses; our rules stay (removeRulesOnExit: removed). */
   stop(): Promise<void>;
 }
 
@@ -100,7 +108,7 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     logger: log.child({ stage: 'firewall', backend: initial.firewall }),
     ...(options.netns !== undefined ? { netns: options.netns } : {}),
   });
-  // Start-up removes what a previous run left in our own table/chains.
+  // Start-up replaces what a previous run left in our own table/chains.
   await firewall.init(initial.doors);
 
   let config = initial;
@@ -111,24 +119,39 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
   const failure = new Subject<Error>();
   const failed = new Promise<Error>((resolve) => failure.subscribe(resolve));
   const pending = new Set<Promise<void>>();
+  const watch: StateWatch | undefined =
+    config.firewall === 'none'
+      ? undefined
+      : watchFirewallState({
+          firewall,
+          doors: () => config.doors,
+          accesses: () => detector.openAccesses().map((a) => ledgerAccess(a, wallClock())),
+          logger: log.child({ stage: 'firewall' }),
+          ...(options.stateCheckMs !== undefined ? { intervalMs: options.stateCheckMs } : {}),
+        });
 
   // Firewall calls are ordered per source by the adapter; we only track them
   // so shutdown can wait, and report failures (the adapter's list() stays true).
+  // A failure may mean our rules are gone: check at once.
   const track = (what: string, d: Decision, p: Promise<void>): void => {
     const tracked = p.then(
       () => undefined,
       (err: Error & { stderr?: string }) => {
         log.error({ door: d.door, source: d.source, err: err.message, stderr: err.stderr }, `firewall ${what} failed`);
+        watch?.checkSoon();
       },
     );
     pending.add(tracked);
     void tracked.finally(() => pending.delete(tracked));
   };
 
+  // A refresh extends the kernel element but is the same access: the start
+  // command ran at its open. A close at shutdown leaves the element to its
+  // kernel timeout and only runs the stop command.
   const act = (d: Decision): void => {
     logDecision(log, d);
-    if (d.type === 'open') track('open', d, firewall.open(accessFromDecision(d, wallClock())));
-    else if (d.type === 'close') track('close', d, firewall.close(accessKeyFromDecision(d)));
+    if (d.type === 'open') track('open', d, firewall.open(accessFromDecision(d, wallClock()), { start: !d.refreshed }));
+    else if (d.type === 'close') track('close', d, firewall.close(accessKeyFromDecision(d), { kernel: d.reason !== 'shutdown' }));
     options.onDecision?.(d);
   };
 
@@ -155,6 +178,30 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     while (pending.size > 0) await Promise.allSettled([...pending]);
   }
 
+  async function reload(next: KnockwatchConfig): Promise<void> {
+    pipeline?.unsubscribe();
+    // Closes already due go out first (with their stop commands), so every
+    // access left in the ledger is live.
+    detector.advanceTo(wallClock(), act);
+    const now = wallClock();
+    const { carried, ended } = splitForReload(detector.openAccesses(), config.doors, next.doors, now);
+    // Ended under the old doors, so the stop command is the one whose start command ran.
+    for (const d of ended) act(d);
+    await settle();
+    await firewall.init(next.doors);
+    config = next;
+    detector = createDetector(next.doors, { maxSources: next.maxSources });
+    // Carried accesses keep their deadline; the new detector tracks and
+    // closes them. Re-applied in the new table without a start command.
+    for (const a of carried) {
+      detector.restore(a);
+      track('reopen', { type: 'open', door: a.door, source: a.source, time: now, until: a.until, ports: a.ports, refreshed: true }, firewall.open(ledgerAccess(a, now), { start: false }));
+    }
+    await settle();
+    startPipeline();
+    log.info({ doors: next.doors.map((d) => d.name), carried: carried.length, ended: ended.length }, 'configuration reloaded');
+  }
+
   return {
     get config() {
       return config;
@@ -165,39 +212,20 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     },
     firewall,
     failed,
-    async reload(next) {
-      pipeline?.unsubscribe();
-      const carried = detector.openAccesses();
-      await settle();
-      await firewall.init(next.doors);
-      config = next;
-      detector = createDetector(next.doors, { maxSources: next.maxSources });
-      // Accesses granted under the old config stay until their deadline where
-      // their door still exists; the new detector tracks and closes them.
-      const now = wallClock();
-      for (const a of carried) {
-        const door: Door | undefined = next.doors.find((d) => d.name === a.door);
-        const ports = door ? a.ports.filter((p) => door.open.some((o) => o.port === p.port && o.protocol === p.protocol)) : [];
-        if (!door || ports.length === 0 || a.until <= now) {
-          log.info({ door: a.door, source: a.source }, 'access ended by reload (door removed or changed)');
-          continue;
-        }
-        detector.restore({ door: a.door, source: a.source, until: a.until, ports });
-        const reopen: OpenDecision = { type: 'open', door: a.door, source: a.source, time: now, until: a.until, ports, refreshed: true };
-        track('reopen', reopen, firewall.open(accessFromDecision(reopen, now)));
-      }
-      await settle();
-      startPipeline();
-      log.info({ doors: next.doors.map((d) => d.name), carried: carried.length }, 'configuration reloaded');
-    },
+    reload: (next) => (watch ? watch.paused(() => reload(next)) : reload(next)),
     async stop() {
       if (stopping) return;
       stopping = true;
+      await watch?.stop();
       pipeline?.unsubscribe();
       detector.shutdown(wallClock(), act);
       await settle();
-      await firewall.shutdown();
-      log.info({ packets: decodeStats.frames, knocks: decodeStats.knocks, malformed: decodeStats.malformed, ...detector.stats }, 'knockwatch stopped');
+      if (options.removeRulesOnExit) await firewall.shutdown();
+      else await firewall.release();
+      log.info(
+        { packets: decodeStats.frames, knocks: decodeStats.knocks, malformed: decodeStats.malformed, ...detector.stats, firewallReinstalls: watch?.stats.reinstalls ?? 0 },
+        'knockwatch stopped',
+      );
     },
   };
 }

@@ -113,7 +113,8 @@ export interface OpenDecision extends DecisionBase {
 export interface CloseDecision extends DecisionBase {
   readonly type: 'close';
   readonly ports: readonly PortSpec[];
-  readonly reason: 'expired' | 'shutdown';
+  /** 'reload': the door was removed or its open ports or commands changed by a config reload. */
+  readonly reason: 'expired' | 'shutdown' | 'reload';
 }
 
 export type Decision = KnockDecision | ProgressDecision | ResetDecision | OpenDecision | CloseDecision;

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
+import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError, type InstanceLock } from '../firewall/instance-lock.js';
 import { createLogger, isLogLevel, type Logger } from '../log.js';
 import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
 
@@ -17,12 +18,19 @@ Watches an interface for knocks and opens doors for sources that knock.
       --capture KIND       pcap | ebpf (overrides the config)
       --ebpf-hook HOOK     tc | xdp (with --capture ebpf; default tc)
       --netns NAME         run firewall commands in this network namespace
+      --remove-rules-on-exit  remove our table/chains and sets on a clean stop (uninstall)
+      --run-dir DIR        where the per-namespace instance lock lives (default ${DEFAULT_RUN_DIR})
   -l, --log-level LEVEL    trace | debug | info | warn | error (default info)
       --log-format FMT     json | pretty (default: pretty on a terminal)
 
-Signals: SIGINT/SIGTERM stop cleanly (our rules are removed); SIGHUP reloads the
-config file (open accesses stay until their deadline; a bad file is refused and
-the running config stays).
+Signals: SIGINT/SIGTERM stop cleanly: our drop rules and the remaining accesses
+stay in the kernel, which ends each access at its deadline (remove them with
+'knockwatch remove-rules' or --remove-rules-on-exit). SIGHUP reloads the config
+file (open accesses stay until their deadline unless their door was removed or
+changed; a bad file is refused and the running config stays).
+
+Exit status: 0 clean stop, 1 failure, 2 bad arguments or config,
+${EXIT_ALREADY_RUNNING} another knockwatch already runs in this network namespace.
 `;
 
 const FIREWALLS: readonly FirewallKind[] = ['nftables', 'iptables', 'none'];
@@ -73,6 +81,8 @@ export async function main(argv: string[]): Promise<number> {
         capture: { type: 'string' },
         'ebpf-hook': { type: 'string' },
         netns: { type: 'string' },
+        'remove-rules-on-exit': { type: 'boolean', default: false },
+        'run-dir': { type: 'string' },
         'log-level': { type: 'string', short: 'l', default: 'info' },
         'log-format': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -112,15 +122,35 @@ export async function main(argv: string[]): Promise<number> {
     logger.warn('not running as root: capture and firewall changes need CAP_NET_RAW and CAP_NET_ADMIN');
   }
 
+  // One daemon per network namespace: taken before any firewall change.
+  let lock: InstanceLock | undefined;
+  if (config.firewall !== 'none') {
+    try {
+      lock = await acquireInstanceLock({
+        ...(values['run-dir'] !== undefined ? { runDir: values['run-dir'] } : {}),
+        ...(values.netns !== undefined ? { netns: values.netns } : {}),
+      });
+    } catch (err) {
+      if (err instanceof InstanceLockedError) {
+        logger.fatal({ lock: err.path, holder: err.holder }, err.message);
+        return EXIT_ALREADY_RUNNING;
+      }
+      logger.fatal({ err: (err as Error).message }, 'cannot take the instance lock');
+      return 1;
+    }
+  }
+
   let daemon;
   try {
     daemon = await startDaemon(config, {
       logger,
+      removeRulesOnExit: values['remove-rules-on-exit'],
       ...(values.netns !== undefined ? { netns: values.netns } : {}),
       ...(values['ebpf-hook'] !== undefined ? { ebpfHook: values['ebpf-hook'] as 'tc' | 'xdp' } : {}),
     });
   } catch (err) {
     logger.fatal({ err: (err as Error).message, stderr: (err as { stderr?: string }).stderr }, 'start-up failed');
+    lock?.release();
     return 1;
   }
 
@@ -136,6 +166,7 @@ export async function main(argv: string[]): Promise<number> {
         logger.error({ err: (err as Error).message }, 'clean shutdown failed; kernel timeouts still end every access');
         code = code || 1;
       }
+      lock?.release();
       process.off('SIGHUP', onHup);
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);

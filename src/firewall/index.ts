@@ -9,9 +9,9 @@ import { createNftSession, type NftSessionTuning } from './nft-session.js';
 import { createNone } from './none.js';
 import { createRunner, type Runner } from './run.js';
 import { createSerializer } from './serial.js';
-import { FirewallError, silentLogger, type FirewallAdapter, type FirewallLogger } from './types.js';
+import { FirewallError, silentLogger, type Firewall, type FirewallAdapter, type FirewallLogger } from './types.js';
 
-export type { Access, AccessKey, FirewallAdapter, FirewallLogger } from './types.js';
+export type { Access, AccessKey, CloseOptions, Firewall, FirewallAdapter, FirewallLogger, OpenOptions } from './types.js';
 export { FirewallError } from './types.js';
 export { FirewallCommandError, type Runner, type CommandRequest, type CommandResult } from './run.js';
 export { DoorCommandError } from './commands.js';
@@ -47,7 +47,7 @@ export interface FirewallOptions {
   now?: () => number;
 }
 
-export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}): FirewallAdapter {
+export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}): Firewall {
   const logger = options.logger ?? silentLogger;
   const runner = options.runner ?? createRunner({ logger, ...(options.netns !== undefined ? { netns: options.netns } : {}) });
   const common = { runner, logger, ...(options.now ? { now: options.now } : {}), ...(options.setSize !== undefined ? { setSize: options.setSize } : {}) };
@@ -91,12 +91,14 @@ export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}
 }
 
 /**
- * Wraps a backend: per-source ordering, exclusive init/shutdown, and the
- * door's start command after a successful open / stop command after a
- * successful close. A failing door command rejects with DoorCommandError
- * (the firewall change had been applied; list() shows the truth).
+ * Wraps a backend: per-source ordering, exclusive init/shutdown/reinstall, and
+ * the door's start command after a successful new open / stop command after a
+ * successful close, so each runs exactly once per access (a refresh or a
+ * re-application after reload or loss runs none). A failing door command
+ * rejects with DoorCommandError (the firewall change had been applied;
+ * list() shows the truth).
  */
-export function withOrderingAndCommands(backend: FirewallAdapter, runner: Runner, logger: FirewallLogger, commandTimeoutMs: number): FirewallAdapter {
+export function withOrderingAndCommands(backend: FirewallAdapter, runner: Runner, logger: FirewallLogger, commandTimeoutMs: number): Firewall {
   const serial = createSerializer();
   let doors = new Map<string, Door>();
   // Ordering is per source address: two doors opening for one source still queue.
@@ -109,15 +111,15 @@ export function withOrderingAndCommands(backend: FirewallAdapter, runner: Runner
         await backend.init(list);
         doors = new Map(list.map((d) => [d.name, d]));
       }),
-    open: (access) =>
+    open: (access, options = {}) =>
       serial.keyed(sourceKey(access.source), async () => {
         await backend.open(access);
-        const command = doors.get(access.door)?.startCommand;
+        const command = options.start === false ? undefined : doors.get(access.door)?.startCommand;
         if (command) await runDoorCommand(runner, 'start', command, access, logger, commandTimeoutMs);
       }),
-    close: (access) =>
+    close: (access, options = {}) =>
       serial.keyed(sourceKey(access.source), async () => {
-        await backend.close(access);
+        if (options.kernel !== false) await backend.close(access);
         const command = doors.get(access.door)?.stopCommand;
         if (command) await runDoorCommand(runner, 'stop', command, access, logger, commandTimeoutMs);
       }),
@@ -125,6 +127,24 @@ export function withOrderingAndCommands(backend: FirewallAdapter, runner: Runner
       serial.exclusive(async () => {
         doors = new Map();
         await backend.shutdown();
+      }),
+    release: () =>
+      serial.exclusive(async () => {
+        doors = new Map();
+        await backend.release?.();
+      }),
+    // Keyed like list(): waits for init/reinstall, not for sources' opens.
+    verify: () => serial.keyed('verify', async () => (backend.verify ? backend.verify() : true)),
+    reinstall: (list, accesses) =>
+      serial.exclusive(async () => {
+        await backend.init(list);
+        doors = new Map(list.map((d) => [d.name, d]));
+        // All at once: a backend that batches opens gets them in one go.
+        const results = await Promise.allSettled(accesses.map((a) => backend.open(a)));
+        const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed.length > 0) {
+          throw new FirewallError(`reinstalled the rules but ${failed.length} of ${accesses.length} accesses failed: ${(failed[0].reason as Error).message}`);
+        }
       }),
     // Its own key: waits for init/shutdown, not for other sources' opens.
     list: () => serial.keyed('list', () => backend.list()),

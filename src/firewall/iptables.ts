@@ -80,22 +80,26 @@ export interface ChainState {
   readonly jumps: number;
   /** Sets our chain's rules refer to: ours, possibly from doors no longer configured. */
   readonly referencedSets: readonly string[];
+  /** Rules in our chain (`-A <chain> ...` lines). */
+  readonly rules: number;
 }
 
 export function parseIptablesS(text: string, chain: string): ChainState {
   let chainExists = false;
   let jumps = 0;
+  let rules = 0;
   const referenced = new Set<string>();
   for (const line of text.split('\n')) {
     const t = line.trim();
     if (t === `-N ${chain}`) chainExists = true;
     else if (t === `-A INPUT -j ${chain}`) jumps++;
     else if (t.startsWith(`-A ${chain} `)) {
+      rules++;
       const m = /--match-set (\S+) /.exec(t);
       if (m) referenced.add(m[1]);
     }
   }
-  return { chainExists, jumps, referencedSets: [...referenced] };
+  return { chainExists, jumps, referencedSets: [...referenced], rules };
 }
 
 function uniquePorts(doors: readonly Door[]): PortSpec[] {
@@ -175,6 +179,8 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
   const setName = (door: string, family: 4 | 6): string => ipsetName(prefix, door, family);
   let doors: Map<string, Door> | undefined;
   let setOwners = new Map<string, { door: string; family: 4 | 6 }>();
+  /** Rules init put in our chain per family (loopback, established and drop per port, one per door set). */
+  let installedRules = 0;
 
   const ready = (): Map<string, Door> => {
     if (!doors) throw new FirewallError('iptables firewall is not initialised (call init() first)');
@@ -221,6 +227,7 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
       }
       doors = indexed;
       setOwners = new Map(list.flatMap((d) => ([4, 6] as const).map((fam) => [setName(d.name, fam), { door: d.name, family: fam }] as const)));
+      installedRules = 1 + 2 * uniquePorts(list).length + list.length;
       logger.info({ chain, sets: wanted }, 'iptables chain and ipsets installed');
     },
     async open(access) {
@@ -247,6 +254,23 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
       }
       await destroySets(sets);
       logger.info({ chain }, 'iptables chain and ipsets removed');
+    },
+    async release() {
+      doors = undefined;
+      logger.info({ chain }, 'iptables chain and ipsets left in place (drop rules stay; accesses end by their ipset timeout)');
+    },
+    async verify() {
+      // `iptables -F` / `-X`, a restarted host firewall (iptables-restore
+      // without --noflush) or `ipset destroy` after them leave the jump
+      // missing or our chain short of rules. ipsets cannot be destroyed while
+      // our rules reference them, so the chains are enough to look at.
+      for (const f of families) {
+        const r = await runner({ file: f.list, args: ['-w', '-S'] });
+        if (r.exitCode !== 0) return false;
+        const state = parseIptablesS(r.stdout, chain);
+        if (!state.chainExists || state.jumps !== 1 || state.rules !== installedRules) return false;
+      }
+      return true;
     },
     async list() {
       ready();

@@ -29,14 +29,51 @@ export interface FirewallAdapter {
   open(access: Access): Promise<void>;
   /** End access now. Closing an access that is not (or no longer) open is not an error. */
   close(access: AccessKey): Promise<void>;
-  /** Remove everything this adapter created. */
+  /** Remove everything this adapter created (uninstall: `remove-rules`, `run --remove-rules-on-exit`). */
   shutdown(): Promise<void>;
+  /**
+   * Stop using the firewall but leave its rules and accesses in the kernel
+   * (a clean stop must not open the door ports to everyone; each access ends
+   * by its kernel timeout). Backends holding nothing (none) may omit it.
+   */
+  release?(): Promise<void>;
+  /**
+   * Whether our rules are still in the kernel as init() installed them
+   * (false after `nft flush ruleset`, `iptables -F`, ...). Backends with no
+   * kernel state (none) omit it.
+   */
+  verify?(): Promise<boolean>;
   /**
    * Accesses open right now, read back from the kernel (not from memory), so
    * the answer stays true after failed commands, kernel expiry or a restart.
    * One entry per door and source; `until` is the earliest expiry among its ports.
    */
   list(): Promise<Access[]>;
+}
+
+export interface OpenOptions {
+  /** Run the door's start command: true (default) for a new access, false for a refresh or a re-application (reload, reinstall). */
+  readonly start?: boolean;
+}
+
+export interface CloseOptions {
+  /** Remove the kernel element (default true); false leaves it to its kernel timeout and only runs the stop command (clean stop). */
+  readonly kernel?: boolean;
+}
+
+/**
+ * What createFirewall returns: a backend wrapped with per-source ordering and
+ * the doors' start/stop commands, which run exactly once per access: start on
+ * a new open, stop on its close.
+ */
+export interface Firewall extends FirewallAdapter {
+  open(access: Access, options?: OpenOptions): Promise<void>;
+  close(access: AccessKey, options?: CloseOptions): Promise<void>;
+  release(): Promise<void>;
+  /** True when the backend has no kernel state to lose or it is intact. */
+  verify(): Promise<boolean>;
+  /** After a loss: install the doors again, then re-apply `accesses` (no start commands), exclusive of every other operation. */
+  reinstall(doors: readonly Door[], accesses: readonly Access[]): Promise<void>;
 }
 
 /** The subset of pino's Logger the firewall uses, so tests can pass anything. */

@@ -28,6 +28,8 @@ export interface DaemonProcessOptions {
   readonly host?: LabHost;
   /** Every parsed log line, as it arrives. */
   readonly onLine?: (line: DaemonLogLine) => void;
+  /** More `run` options (e.g. --remove-rules-on-exit). */
+  readonly extraArgs?: readonly string[];
 }
 
 export interface DaemonExit {
@@ -53,7 +55,7 @@ export interface DaemonProcess {
   /** Lines from index `since` on that match. */
   find(match: (line: DaemonLogLine) => boolean, since?: number): DaemonLogLine[];
   signal(sig: NodeJS.Signals): void;
-  /** SIGINT (clean shutdown: the daemon removes its rules), then wait; SIGKILL after `graceMs`. */
+  /** SIGINT (clean shutdown: the daemon's rules stay unless it runs with --remove-rules-on-exit), then wait; SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<DaemonExit>;
 }
 
@@ -111,6 +113,7 @@ export function spawnDaemon(lab: Lab, options: DaemonProcessOptions): DaemonProc
     'json',
     '--log-level',
     options.logLevel ?? 'info',
+    ...(options.extraArgs ?? []),
   ];
   const child: ResultPromise = lab.spawn(options.host ?? lab.server, args, { buffer: false, stdin: 'ignore' });
   const lines: DaemonLogLine[] = [];

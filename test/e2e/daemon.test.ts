@@ -15,7 +15,7 @@ import { createLab, type Lab } from '../../src/lab/netns.js';
 import type { CaptureKind, FirewallKind } from '../../src/types.js';
 import { describeLab, labSkipReason } from '../support/lab.js';
 import { DOOR_PORT, OTHER_PORT, holdAcrossExpiry, probe, sleep, startEchoServer } from './firewall-support.js';
-import { knockFrom, launchDaemon, lineFor, untilOf, writeDoorConfig, type Backend, type DaemonLogLine, type DaemonProcess, type TestDoor } from './support/daemon.js';
+import { knockFrom, launchDaemon, lineFor, removeRules, untilOf, writeDoorConfig, type Backend, type DaemonLogLine, type DaemonProcess, type TestDoor } from './support/daemon.js';
 import { countOurObjects, snapshotRules, type RuleSnapshot } from './support/ruleset.js';
 import { addSourcePool, type SourcePool } from './support/sources.js';
 import { synSweep } from './support/sweep.js';
@@ -330,9 +330,13 @@ for (const backend of BACKENDS) {
       expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: early }])).toEqual(['timeout']);
     });
 
-    it('SIGTERM: the daemon exits 0 and removes every rule and set it made', async () => {
+    it('SIGTERM: the daemon exits 0 and leaves its drop rules (the door stays shut); remove-rules then removes every rule and set it made', async () => {
       daemon.signal('SIGTERM');
       expect(await daemon.exited, daemon.recentOutput()).toEqual({ exitCode: 0 });
+      expect((await snapshotRules(lab, firewall)).rules).toBe(baseline.rules);
+      expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: lab.clientExtraV4 }])).toEqual(['timeout']);
+      const removed = await removeRules(lab, firewall);
+      expect(removed.exitCode, removed.stderr).toBe(0);
       const kernel = await snapshotRules(lab, firewall);
       expect(countOurObjects(kernel, firewall)).toEqual(NONE_LEFT[firewall]);
       expect(await probe(lab, [{ host: lab.server.v4, port: DOOR_PORT, from: lab.clientExtraV4 }])).toEqual(['open']);

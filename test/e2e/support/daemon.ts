@@ -52,8 +52,13 @@ export interface Backend {
  * open. At debug level: a reset after the first step (what every scanner
  * causes) is logged only there, and the tests wait for those too.
  */
-export function launchDaemon(lab: Lab, configPath: string, backend: Backend): Promise<DaemonProcess> {
-  return startDaemonProcess(lab, { cliPath: requireBuiltCli(), configPath, firewall: backend.firewall, capture: backend.capture, logLevel: 'debug' });
+export function launchDaemon(lab: Lab, configPath: string, backend: Backend, extraArgs: readonly string[] = []): Promise<DaemonProcess> {
+  return startDaemonProcess(lab, { cliPath: requireBuiltCli(), configPath, firewall: backend.firewall, capture: backend.capture, logLevel: 'debug', extraArgs });
+}
+
+/** `knockwatch remove-rules` in the server namespace (a clean stop leaves our rules in place). */
+export async function removeRules(lab: Lab, firewall: FirewallKind, extraArgs: readonly string[] = []): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  return lab.run(lab.server, [process.execPath, requireBuiltCli(), 'remove-rules', '--firewall', firewall, ...extraArgs]);
 }
 
 export interface KnockSpec {
