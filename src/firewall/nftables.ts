@@ -1,5 +1,6 @@
 // nftables backend: one table of our own (`inet knockwatch`), replaced
-// atomically at start-up and deleted at shutdown; nothing outside it is ever
+// atomically at start-up, left in place by a clean stop (release) and deleted
+// only on uninstall (shutdown); nothing outside it is ever
 // touched. Access lives in per-door sets whose elements carry their own
 // timeout, so the KERNEL ends an access even if the daemon is SIGKILLed.
 //
@@ -235,6 +236,8 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
   const { runner, logger } = options;
   let doors: Map<string, Door> | undefined;
   let refresh: NftRefreshMode = options.refresh === 'add' ? 'add' : 'replace';
+  /** The kernel's refresh behaviour is learnt once: a re-init (reload, reinstall after a loss) skips the probe. */
+  let probed = false;
 
   const { session } = options;
   const transaction = (input: string) => runChecked(runner, { file: nft, args: ['-f', '-'], input });
@@ -269,10 +272,11 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
       await transaction(buildNftRuleset(table, list, setSize));
       // The probe set holds `1 timeout 1h`; re-add it with 2h and look.
       const probeSet = ['inet', table, PROBE_SET];
-      if (options.refresh === undefined || options.refresh === 'auto') {
+      if ((options.refresh === undefined || options.refresh === 'auto') && !probed) {
         await runChecked(runner, { file: nft, args: ['add', 'element', ...probeSet, '{ 1 timeout 2h }'] });
         const { stdout } = await runChecked(runner, { file: nft, args: ['list', 'set', ...probeSet] });
         refresh = /\b1 timeout 2h\b/.test(stdout) ? 'add' : 'replace';
+        probed = true;
       }
       await runChecked(runner, { file: nft, args: ['delete', 'set', ...probeSet] });
       doors = indexed;
@@ -294,6 +298,18 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
       // `table` first so the delete succeeds when there is nothing to delete.
       await transaction(`table inet ${table} {}\ndelete table inet ${table}\n`);
       logger.info({ table: `inet ${table}` }, 'nftables table removed');
+    },
+    async release() {
+      doors = undefined;
+      await session?.stop();
+      logger.info({ table: `inet ${table}` }, 'nftables table left in place (drop rules stay; accesses end by their kernel timeout)');
+    },
+    async verify() {
+      // Only the chain: listing the table would print every set element (a
+      // full set is 65,536 lines) on every check. The chain's last rule is the
+      // drop; `nft flush ruleset`, `delete table` or `flush table` remove it.
+      const r = await runner({ file: nft, args: ['list', 'chain', 'inet', table, 'input'] });
+      return r.exitCode === 0 && r.stdout.includes('meta l4proto . th dport @ports drop');
     },
     async list() {
       const known = ready();
