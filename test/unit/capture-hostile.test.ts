@@ -16,6 +16,7 @@ import {
   concat,
   epb,
   idb,
+  manyIdbs,
   type Outcome,
   pcapHeader,
   pcapRecord,
@@ -204,6 +205,27 @@ describe('pcapng: bad blocks', () => {
     const out = await collect(readCaptureFile(path, { chunkBytes: 4096 }));
     expect(out.completed).toBe(true);
     expect(out.frames.map((f) => f.offset)).toEqual([head.length + big.length]);
+  });
+});
+
+describe('pcapng: floods of interface descriptions stay bounded', () => {
+  // 100 MB of 20-byte descriptions used to cost 689 MB RSS: now at most 65,536 per section.
+  const le = true;
+
+  it('65,536 interfaces are accepted and usable; the 65,537th is an error at its own offset', () => {
+    const full = manyIdbs(le, 65_536);
+    const ok = readBytes(concat(full, epb(le, { ifId: 65_535, ts: 1n, data: bytesOf(4) })));
+    expect(ok.completed).toBe(true);
+    expect(ok.frames).toHaveLength(1);
+    const over = readBytes(concat(full, idb(le, { linkType: 1 }), epb(le, { ts: 1n, data: bytesOf(4) })));
+    const at = 28 + 65_536 * 20;
+    expectError(over, at, new RegExp(`^bad\\.cap: byte ${at}: interface description block would be the 65537th in its section; at most 65536 are accepted$`));
+  });
+
+  it('the cap counts per section: a new section header starts again from zero', () => {
+    const out = readBytes(concat(manyIdbs(le, 65_536), manyIdbs(false, 65_536), epb(false, { ifId: 65_535, ts: 1n, data: bytesOf(4) })));
+    expect(out.completed).toBe(true);
+    expect(out.frames).toHaveLength(1);
   });
 });
 

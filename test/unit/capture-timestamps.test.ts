@@ -15,7 +15,7 @@ import { createDecodeStats } from '../../src/decode/decode.js';
 import { decodeFrames } from '../../src/decode/operator.js';
 import { detectKnocks } from '../../src/detect/operator.js';
 import type { Decision } from '../../src/types.js';
-import { bytesOf, collectSync, concat, epb, idb, manyIdbs, opb, type Outcome, pcapHeader, pcapRecord, shb, spb, tsoffsetOpt, tsresolOpt } from './capture-builders.js';
+import { bytesOf, collectSync, concat, epb, idb, opb, type Outcome, pcapHeader, pcapRecord, shb, spb, tsoffsetOpt, tsresolOpt } from './capture-builders.js';
 
 /** The last millisecond the reader accepts, and so the last one ISO 8601 writes with a 4-digit year. */
 const LAST_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -154,28 +154,5 @@ describe('an accepted time never crashes a later stage', () => {
       expect(decisionToText(open)).toContain(String(time));
       expect(JSON.stringify(decisionToJSON(open))).toContain(String(time));
     }
-  });
-});
-
-describe('interface descriptions are capped per section', () => {
-  const le = true;
-  const IDB_BYTES = 20;
-
-  it('65,536 interfaces are accepted and usable; the 65,537th is an error at its own offset', () => {
-    const full = manyIdbs(le, 65_536);
-    const ok = read(concat(full, epb(le, { ifId: 65_535, ts: 1n, data: bytesOf(4) })));
-    expect(ok.error).toBeUndefined();
-    expect(ok.frames).toHaveLength(1);
-    const over = read(concat(full, idb(le, { linkType: 1 }), epb(le, { ts: 1n, data: bytesOf(4) })));
-    expect(over.error).toBeInstanceOf(CaptureFileError);
-    const err = over.error as CaptureFileError;
-    expect(err.offset).toBe(28 + 65_536 * IDB_BYTES);
-    expect(err.message).toBe(`ts.cap: byte ${err.offset}: interface description block would be the 65537th in its section; at most 65536 are accepted`);
-  });
-
-  it('the cap counts per section: a new section header starts again from zero', () => {
-    const out = read(concat(manyIdbs(le, 65_536), manyIdbs(false, 65_536), epb(false, { ifId: 65_535, ts: 1n, data: bytesOf(4) })));
-    expect(out.error).toBeUndefined();
-    expect(out.frames).toHaveLength(1);
   });
 });
