@@ -1,0 +1,56 @@
+// What a config reload carries over and what it ends (src/ledger.ts): the
+// rule that keeps start_command/stop_command balanced (issue 8 item 5).
+import { describe, expect, it } from 'vitest';
+import { ledgerAccess, splitForReload } from '../../src/ledger.js';
+import type { Door } from '../../src/types.js';
+
+const ssh: Door = {
+  name: 'ssh',
+  sequence: [{ port: 1234, protocol: 'tcp' }, { port: 5678, protocol: 'tcp' }],
+  windowMs: 5000,
+  open: [{ port: 22, protocol: 'tcp' }, { port: 2222, protocol: 'tcp' }],
+  durationMs: 20_000,
+  startCommand: ['logger', 'open %IP%'],
+  stopCommand: ['logger', 'close %IP%'],
+};
+const NOW = 1_800_000_000_000;
+const access = { door: 'ssh', source: '192.0.2.7', until: NOW + 10_000, ports: [{ port: 22, protocol: 'tcp' as const }] };
+
+describe('splitForReload', () => {
+  it('carries an access over an identical config, a new sequence, window or duration', () => {
+    for (const next of [ssh, { ...ssh, sequence: [{ port: 4000, protocol: 'udp' as const }], windowMs: 1000, durationMs: 1000 }]) {
+      expect(splitForReload([access], [ssh], [next], NOW)).toEqual({ carried: [access], ended: [] });
+    }
+  });
+
+  it('ends it (reason reload, now) when the door is removed, loses a port the access holds, or its start/stop command changes', () => {
+    const changed: Door[][] = [
+      [],
+      [{ ...ssh, name: 'web' }],
+      [{ ...ssh, open: [{ port: 2222, protocol: 'tcp' }] }],
+      [{ ...ssh, open: [{ port: 22, protocol: 'udp' }] }],
+      [{ ...ssh, startCommand: ['logger', 'hello %IP%'] }],
+      [{ ...ssh, stopCommand: undefined }],
+    ];
+    for (const doors of changed) {
+      expect(splitForReload([access], [ssh], doors, NOW)).toEqual({
+        carried: [],
+        ended: [{ type: 'close', time: NOW, door: 'ssh', source: '192.0.2.7', ports: access.ports, reason: 'reload' }],
+      });
+    }
+  });
+
+  it('a door that gains ports or commands it did not have changes; one that keeps none on both sides does not', () => {
+    const bare: Door = { ...ssh, startCommand: undefined, stopCommand: undefined };
+    expect(splitForReload([access], [bare], [bare], NOW).carried).toEqual([access]);
+    expect(splitForReload([access], [bare], [ssh], NOW).ended).toHaveLength(1);
+    expect(splitForReload([access], [ssh], [{ ...ssh, open: [...ssh.open, { port: 80, protocol: 'tcp' }] }], NOW).carried).toEqual([access]);
+  });
+});
+
+describe('ledgerAccess', () => {
+  it('keeps the deadline and derives the family', () => {
+    expect(ledgerAccess(access, NOW)).toEqual({ door: 'ssh', source: '192.0.2.7', family: 4, ports: access.ports, until: NOW + 10_000 });
+    expect(ledgerAccess({ ...access, source: '2001:db8::7' }, NOW).family).toBe(6);
+  });
+});
