@@ -99,6 +99,9 @@ export function createPcapParser(file: string): RecordParser {
         }
         if (sink.closed) break;
         n++;
+        // Unsigned 32-bit seconds and fraction (even an out-of-range one) end at
+        // 2106-02-07T07:39:49Z, inside the packet times readers accept
+        // (file-limits.ts): unlike pcapng, no range check is needed here.
         sink.next({
           time: sec * 1000 + frac / div,
           linkType: lt,
