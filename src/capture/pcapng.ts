@@ -3,7 +3,8 @@
 // interface descriptions (link type, snaplen, if_tsresol, if_tsoffset),
 // enhanced, simple and obsolete packet blocks. Every other block type (name
 // resolution, interface statistics, decryption secrets, custom, journal...) is
-// length-checked and skipped.
+// length-checked and skipped. Bounds (file-limits.ts): blocks up to 16 MiB,
+// 65,536 interfaces per section, packet times from 1970 to the end of 9999.
 // https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcapng/
 import { CaptureFileError } from './file-error.js';
 import { END_PACKET_TIME_MS, FIRST_PACKET_TIME_MS, MAX_BLOCK_BYTES, MAX_INTERFACES, MAX_PACKET_BYTES } from './file-limits.js';
