@@ -8,8 +8,13 @@
 //   -m set --match-set kw-<door>-F src,dst -j ACCEPT                      (each door)
 //   -p P --dport N -j DROP                                                (each door port)
 // ipset counts timeouts in whole seconds, so access is rounded UP to the next second.
+// open() and close() queue (batch.ts): each batch of pending changes is one
+// `ipset -exist restore`, one process at a time, its timeouts computed from
+// the accesses' deadlines when it runs (before: one ipset process per
+// access, all at once; 300 completions -> 300 processes).
 import { createHash } from 'node:crypto';
 import type { Door, PortSpec } from '../types.js';
+import { createBatchQueue, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
 import { runChecked, type Runner } from './run.js';
 import { FirewallError, type Access, type AccessKey, type FirewallAdapter, type FirewallLogger } from './types.js';
 import { checkAccess, comparePorts, indexDoors, remainingMs, sortAccesses } from './validate.js';
@@ -33,6 +38,8 @@ export interface IptablesOptions {
   /** ipset maxelem: maximum elements per door set. */
   readonly setSize?: number;
   readonly now?: () => number;
+  /** Batch size and bound of the open queue (defaults in batch.ts). */
+  readonly batch?: Pick<BatchQueueOptions, 'maxElements' | 'maxQueuedOpens'>;
 }
 
 export const DEFAULT_CHAIN = 'KNOCKWATCH';
@@ -142,6 +149,12 @@ export function buildIpsetLines(verb: 'add' | 'del', set: string, access: Access
     .join('');
 }
 
+/** The 1-based input line `ipset restore` stopped at, from its message (`Error in line N: ...`). */
+export function ipsetErrorLine(stderr: string): number | undefined {
+  const m = /\bError in line (\d+):/.exec(stderr);
+  return m ? Number(m[1]) : undefined;
+}
+
 const IPSET_ADD_RE = /^add (\S+) ([0-9A-Fa-f:.]+),(tcp|udp):(\d+)(?: timeout (\d+))?/;
 
 export function parseIpsetSave(text: string, sets: ReadonlyMap<string, { door: string; family: 4 | 6 }>, now: number): Access[] {
@@ -185,6 +198,48 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
   const ready = (): Map<string, Door> => {
     if (!doors) throw new FirewallError('iptables firewall is not initialised (call init() first)');
     return doors;
+  };
+  /**
+   * One batch as one `ipset -exist restore` (-exist: add refreshes the
+   * timeout, del ignores an absent element, so running a line twice is
+   * harmless). Timeouts are what is left until each deadline right now. It is
+   * not atomic: at an error in line N the lines before may or may not have
+   * been applied (ipset sends them in buffers), so the change owning line N
+   * fails with the error and every other one goes back to the queue once.
+   */
+  const applyBatch: ApplyBatch = async (changes) => {
+    const known = ready();
+    const t = now();
+    const outcomes: Outcome[] = changes.map(() => undefined);
+    /** Input line (0-based) -> index of the change it belongs to. */
+    const owner: number[] = [];
+    let input = '';
+    changes.forEach((c, i) => {
+      try {
+        checkAccess(c.access, known);
+        const set = setName(c.access.door, c.access.family);
+        input += c.kind === 'open' ? buildIpsetLines('add', set, c.access, Math.ceil(remainingMs(c.access, t) / 1000)) : buildIpsetLines('del', set, c.access);
+        for (let n = 0; n < c.access.ports.length; n++) owner.push(i);
+      } catch (err) {
+        outcomes[i] = err as Error;
+      }
+    });
+    if (owner.length === 0) return outcomes;
+    try {
+      await runChecked(runner, { file: ipset, args: ['-exist', 'restore'], input });
+    } catch (err) {
+      const error = err as Error & { stderr?: string };
+      const line = ipsetErrorLine(error.stderr ?? '');
+      const failing = line === undefined ? undefined : owner[line - 1];
+      for (const i of new Set(owner)) outcomes[i] = failing === undefined || i === failing ? error : { again: error };
+    }
+    return outcomes;
+  };
+  const queue = createBatchQueue({ apply: applyBatch, logger, name: 'iptables', ...options.batch });
+  /** Stop (release or shutdown): queued opens are refused, queued closes and the batch in flight finish. */
+  const drain = async (): Promise<void> => {
+    queue.dropOpens('firewall stopping');
+    await queue.idle();
   };
   const chainState = async (f: Family): Promise<ChainState> =>
     parseIptablesS((await runChecked(runner, { file: f.list, args: ['-w', '-S'] })).stdout, chain);
@@ -231,15 +286,17 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
       logger.info({ chain, sets: wanted }, 'iptables chain and ipsets installed');
     },
     async open(access) {
+      // Refused at once when invalid; checked again when its batch is built.
       checkAccess(access, ready());
-      const seconds = Math.ceil(remainingMs(access, now()) / 1000);
-      await runChecked(runner, { file: ipset, args: ['-exist', 'restore'], input: buildIpsetLines('add', setName(access.door, access.family), access, seconds) });
+      remainingMs(access, now());
+      await queue.open(access);
     },
     async close(access) {
       checkAccess(access, ready());
-      await runChecked(runner, { file: ipset, args: ['-exist', 'restore'], input: buildIpsetLines('del', setName(access.door, access.family), access) });
+      await queue.close(access);
     },
     async shutdown() {
+      await drain();
       const known = doors;
       doors = undefined;
       const sets = known ? [...known.keys()].flatMap((n) => [setName(n, 4), setName(n, 6)]) : [];
@@ -256,6 +313,7 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
       logger.info({ chain }, 'iptables chain and ipsets removed');
     },
     async release() {
+      await drain();
       doors = undefined;
       logger.info({ chain }, 'iptables chain and ipsets left in place (drop rules stay; accesses end by their ipset timeout)');
     },

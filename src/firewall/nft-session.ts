@@ -26,9 +26,11 @@
 // the process in a known state and running.
 //
 // nft -i keeps every line in its libedit history (memory grows ~350 bytes a
-// command) and writes it to $HOME/.nft.history when it exits. HOME=/dev/null
-// makes that write fail harmlessly, and the process is replaced after
-// `maxCommands` commands to bound its memory.
+// command, more for long lines) and writes it to $HOME/.nft.history when it
+// exits. HOME=/dev/null makes that write fail harmlessly, and the process is
+// replaced after `maxCommands` commands or `maxBytes` of input, whichever
+// comes first, to bound its memory: a batch of 512 elements (batch.ts) is one
+// line of ~25 kB.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { COMMAND_ENV, commandArgv } from './run.js';
@@ -49,6 +51,8 @@ export interface NftSessionOptions {
   readonly maxBackoffMs?: number;
   /** Replace the process after this many commands (bounds nft's history memory). */
   readonly maxCommands?: number;
+  /** Replace the process after this many bytes of input (batches are long lines). */
+  readonly maxBytes?: number;
 }
 
 /** Tuning knobs a caller may pass through createFirewall (binary and namespace come from there). */
@@ -75,6 +79,7 @@ export const DEFAULT_SESSION_GRACE_MS = 500;
 export const DEFAULT_SESSION_BACKOFF_MS = 100;
 export const DEFAULT_SESSION_MAX_BACKOFF_MS = 30_000;
 export const DEFAULT_SESSION_MAX_COMMANDS = 10_000;
+export const DEFAULT_SESSION_MAX_BYTES = 4 * 1024 * 1024;
 /** How long to wait for a SIGKILLed nft to be reaped before giving up on it. */
 const REAP_LIMIT_MS = 2000;
 const MARKER_PREFIX = 'knockwatch-sync-';
@@ -116,6 +121,8 @@ interface Proc {
   /** Set when we are ending it on purpose (stop, recycle, failure). */
   retiring: boolean;
   commands: number;
+  /** Bytes written to its stdin. */
+  bytes: number;
   /** stderr since the command in flight was written (or since the last one ended). */
   stderr: string;
   pending: Pending | undefined;
@@ -130,6 +137,7 @@ export function createNftSession(options: NftSessionOptions = {}): NftSession {
   const backoffMs = options.backoffMs ?? DEFAULT_SESSION_BACKOFF_MS;
   const maxBackoffMs = options.maxBackoffMs ?? DEFAULT_SESSION_MAX_BACKOFF_MS;
   const maxCommands = options.maxCommands ?? DEFAULT_SESSION_MAX_COMMANDS;
+  const maxBytes = options.maxBytes ?? DEFAULT_SESSION_MAX_BYTES;
   // Validates the namespace name now, not at the first knock.
   const [file, args] = commandArgv(options.nft ?? 'nft', ['-i'], options.netns);
   let current: Proc | undefined;
@@ -225,6 +233,7 @@ export function createNftSession(options: NftSessionOptions = {}): NftSession {
       dead: false,
       retiring: false,
       commands: 0,
+      bytes: 0,
       stderr: '',
       pending: undefined,
     };
@@ -279,11 +288,13 @@ export function createNftSession(options: NftSessionOptions = {}): NftSession {
       const marker = `${MARKER_PREFIX}${markers}`;
       proc.pending = { marker, started: performance.now(), timer, resolve };
       proc.stderr = '';
+      const text = `${line}\n${marker}\n`;
       proc.commands += 1;
-      proc.child.stdin?.write(`${line}\n${marker}\n`);
+      proc.bytes += text.length;
+      proc.child.stdin?.write(text);
     }).then((result) => {
-      if (result.ok && proc.commands >= maxCommands && current === proc) {
-        logger.debug({ pid: proc.child.pid, commands: proc.commands }, 'nft session replaced after its command limit');
+      if (result.ok && (proc.commands >= maxCommands || proc.bytes >= maxBytes) && current === proc) {
+        logger.debug({ pid: proc.child.pid, commands: proc.commands, bytes: proc.bytes }, 'nft session replaced after its command or input limit');
         void retire(proc);
         warm();
       }

@@ -16,7 +16,9 @@
 // A second knock while open refreshes the element's timeout in place (see
 // NftRefreshMode; init finds out which way this kernel supports).
 //
-// open() and close() run on the hot path of a knock: they go through a
+// open() and close() run on the hot path of a knock: they queue (batch.ts)
+// and each batch of pending changes is ONE transaction, whose timeouts are
+// computed from the accesses' deadlines when it is applied. It goes through a
 // long-lived `nft -i` (nft-session.ts) when one is given, with `nft -f -` as
 // the fallback for anything the session cannot confirm.
 //
@@ -27,6 +29,7 @@
 // access away; a host firewall that drops the door ports must allow them
 // itself for knockwatch to be able to open them.
 import type { Door, PortSpec } from '../types.js';
+import { createBatchQueue, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
 import type { NftSession } from './nft-session.js';
 import { runChecked, type Runner } from './run.js';
 import { FirewallError, type Access, type AccessKey, type FirewallAdapter, type FirewallLogger } from './types.js';
@@ -50,6 +53,8 @@ export interface NftablesOptions {
    * goes through `nft -f -` (the runner) as before. Stopped by shutdown().
    */
   readonly session?: NftSession;
+  /** Batch size and bound of the open queue (defaults in batch.ts). */
+  readonly batch?: Pick<BatchQueueOptions, 'maxElements' | 'maxQueuedOpens'>;
 }
 
 /**
@@ -158,21 +163,55 @@ function elementKeys(access: AccessKey): string[] {
  * delete, add again with the new timeout.
  */
 export function buildNftOpen(table: string, access: AccessKey, timeoutMs: number, mode: NftRefreshMode): string {
-  const set = `inet ${checkTableName(table)} ${nftSetName(access.door, access.family)}`;
-  const timeout = formatNftDuration(timeoutMs);
-  if (mode === 'add') return `add element ${set} { ${elementKeys(access).map((k) => `${k} timeout ${timeout} expires ${timeout}`).join(', ')} }\n`;
-  const add = `add element ${set} { ${elementKeys(access).map((k) => `${k} timeout ${timeout}`).join(', ')} }`;
-  return [add, `delete element ${set} { ${elementKeys(access).join(', ')} }`, add, ''].join('\n');
+  return buildNftBatch(table, [{ kind: 'open', access, timeoutMs }], mode);
 }
 
 /** Remove in one transaction; the leading add makes deleting an absent (expired) element succeed. */
 export function buildNftClose(table: string, access: AccessKey): string {
-  const set = `inet ${checkTableName(table)} ${nftSetName(access.door, access.family)}`;
-  return [
-    `add element ${set} { ${elementKeys(access).map((k) => `${k} timeout 1s`).join(', ')} }`,
-    `delete element ${set} { ${elementKeys(access).join(', ')} }`,
-    '',
-  ].join('\n');
+  return buildNftBatch(table, [{ kind: 'close', access }], 'add');
+}
+
+/** One change of a batch; an open carries its timeout, computed when the batch is built. */
+export type NftBatchEntry = { readonly kind: 'open'; readonly access: AccessKey; readonly timeoutMs: number } | { readonly kind: 'close'; readonly access: AccessKey };
+
+/**
+ * Many opens and closes as ONE transaction: per set, one `add` of every
+ * element (opens with their timeout, closes with 1s so that deleting an
+ * absent one succeeds), one `delete` (the closes; in 'replace' mode the opens
+ * too), and in 'replace' mode the opens added again. Correct because a batch
+ * holds each element at most once (batch.ts); nft parses ~30 us an element,
+ * against ~1 ms a command through `nft -i` one access at a time.
+ */
+export function buildNftBatch(table: string, entries: readonly NftBatchEntry[], mode: NftRefreshMode): string {
+  checkTableName(table);
+  const sets = new Map<string, { add: string[]; del: string[]; readd: string[] }>();
+  for (const e of entries) {
+    const set = `inet ${table} ${nftSetName(e.access.door, e.access.family)}`;
+    let s = sets.get(set);
+    if (!s) sets.set(set, (s = { add: [], del: [], readd: [] }));
+    const keys = elementKeys(e.access);
+    if (e.kind === 'close') {
+      s.add.push(...keys.map((k) => `${k} timeout 1s`));
+      s.del.push(...keys);
+    } else {
+      const timeout = formatNftDuration(e.timeoutMs);
+      if (mode === 'add') {
+        s.add.push(...keys.map((k) => `${k} timeout ${timeout} expires ${timeout}`));
+      } else {
+        s.add.push(...keys.map((k) => `${k} timeout ${timeout}`));
+        s.del.push(...keys);
+        s.readd.push(...keys.map((k) => `${k} timeout ${timeout}`));
+      }
+    }
+  }
+  const lines: string[] = [];
+  for (const [set, s] of sets) {
+    if (s.add.length > 0) lines.push(`add element ${set} { ${s.add.join(', ')} }`);
+    if (s.del.length > 0) lines.push(`delete element ${set} { ${s.del.join(', ')} }`);
+    if (s.readd.length > 0) lines.push(`add element ${set} { ${s.readd.join(', ')} }`);
+  }
+  if (lines.length === 0) throw new FirewallError('nft batch: no changes');
+  return `${lines.join('\n')}\n`;
 }
 
 const ELEMENT_RE = /^(\S+) \. (tcp|udp|6|17) \. (\d+)(?: timeout (\S+))?(?: expires (\S+))?$/;
@@ -241,26 +280,64 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
 
   const { session } = options;
   const transaction = (input: string) => runChecked(runner, { file: nft, args: ['-f', '-'], input });
-  /**
-   * The hot path: the session when it confirms the command ran without error,
-   * else the same text through `nft -f -`, whose result (and error message)
-   * is definitive. Open and close texts are idempotent, so a command the
-   * session did run before failing is harmless to run again.
-   */
-  const hot = async (input: string): Promise<void> => {
-    if (session) {
-      const result = await session.apply(input);
-      if (result.ok) {
-        logger.debug({ ms: result.ms, pid: session.pid }, 'nft session command');
-        return;
-      }
-      logger.debug({ reason: result.reason }, 'nft session did not confirm; running nft -f -');
-    }
-    await transaction(input);
-  };
   const ready = (): Map<string, Door> => {
     if (!doors) throw new FirewallError('nftables firewall is not initialised (call init() first)');
     return doors;
+  };
+  /**
+   * The batch's transaction text, built now: each open's timeout is what is
+   * left until its deadline at this moment. A change that is no longer valid
+   * (its deadline passed while it waited, its door went away) fails alone.
+   */
+  const buildBatch = (changes: Parameters<ApplyBatch>[0]) => {
+    const known = ready();
+    const t = now();
+    const outcomes: Outcome[] = changes.map(() => undefined);
+    const included: number[] = [];
+    const entries: NftBatchEntry[] = [];
+    changes.forEach((c, i) => {
+      try {
+        checkAccess(c.access, known);
+        entries.push(c.kind === 'open' ? { kind: 'open', access: c.access, timeoutMs: remainingMs(c.access, t) } : { kind: 'close', access: c.access });
+        included.push(i);
+      } catch (err) {
+        outcomes[i] = err as Error;
+      }
+    });
+    return { outcomes, included, text: entries.length > 0 ? buildNftBatch(table, entries, refresh) : undefined };
+  };
+  /**
+   * One batch: the session when it confirms the transaction ran without
+   * error, else `nft -f -`, whose result (and error message) is definitive,
+   * with the text built again (time has passed). The texts are idempotent,
+   * so a transaction the session did run before failing is harmless to run
+   * again. nft transactions are atomic: an error fails every change in it.
+   */
+  const applyBatch: ApplyBatch = async (changes) => {
+    let batch = buildBatch(changes);
+    if (batch.text === undefined) return batch.outcomes;
+    if (session) {
+      const result = await session.apply(batch.text);
+      if (result.ok) {
+        logger.debug({ ms: result.ms, pid: session.pid, changes: batch.included.length }, 'nft session command');
+        return batch.outcomes;
+      }
+      logger.debug({ reason: result.reason }, 'nft session did not confirm; running nft -f -');
+      batch = buildBatch(changes);
+      if (batch.text === undefined) return batch.outcomes;
+    }
+    try {
+      await transaction(batch.text);
+    } catch (err) {
+      for (const i of batch.included) batch.outcomes[i] = err as Error;
+    }
+    return batch.outcomes;
+  };
+  const queue = createBatchQueue({ apply: applyBatch, logger, name: 'nftables', ...options.batch });
+  /** Stop (release or shutdown): queued opens are refused, queued closes and the batch in flight finish. */
+  const drain = async (): Promise<void> => {
+    queue.dropOpens('firewall stopping');
+    await queue.idle();
   };
 
   return {
@@ -285,14 +362,17 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
       logger.info({ table: `inet ${table}`, doors: [...indexed.keys()], refresh }, 'nftables table installed');
     },
     async open(access) {
+      // Refused at once when invalid; checked again when its batch is built.
       checkAccess(access, ready());
-      await hot(buildNftOpen(table, access, remainingMs(access, now()), refresh));
+      remainingMs(access, now());
+      await queue.open(access);
     },
     async close(access) {
       checkAccess(access, ready());
-      await hot(buildNftClose(table, access));
+      await queue.close(access);
     },
     async shutdown() {
+      await drain();
       doors = undefined;
       await session?.stop();
       // `table` first so the delete succeeds when there is nothing to delete.
@@ -300,6 +380,7 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
       logger.info({ table: `inet ${table}` }, 'nftables table removed');
     },
     async release() {
+      await drain();
       doors = undefined;
       await session?.stop();
       logger.info({ table: `inet ${table}` }, 'nftables table left in place (drop rules stay; accesses end by their kernel timeout)');

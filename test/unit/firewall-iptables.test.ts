@@ -27,8 +27,8 @@ const STALE_S = `-P INPUT ACCEPT
 
 describe('iptables helpers', () => {
   it('reads our chain, our exact jumps and the sets our chain refers to', () => {
-    expect(parseIptablesS(STALE_S, 'KNOCKWATCH')).toEqual({ chainExists: true, jumps: 2, referencedSets: ['kw-old-4'] });
-    expect(parseIptablesS('-P INPUT ACCEPT\n', 'KNOCKWATCH')).toEqual({ chainExists: false, jumps: 0, referencedSets: [] });
+    expect(parseIptablesS(STALE_S, 'KNOCKWATCH')).toEqual({ chainExists: true, jumps: 2, referencedSets: ['kw-old-4'], rules: 2 });
+    expect(parseIptablesS('-P INPUT ACCEPT\n', 'KNOCKWATCH')).toEqual({ chainExists: false, jumps: 0, referencedSets: [], rules: 0 });
   });
 
   it('builds ipset names within 31 characters, distinct for distinct doors (property)', () => {
@@ -179,5 +179,102 @@ describe('iptables adapter commands', () => {
       expect(() => createFirewall('iptables', { runner: rec.runner, chain })).toThrow(/invalid iptables chain name/);
     }
     expect(() => createFirewall('iptables', { runner: rec.runner, setPrefix: 'kw-x' })).toThrow(/invalid ipset name prefix/);
+  });
+});
+
+// Issue 8, item 6: one `ipset` process per source, all at once (300 completions -> 300 processes).
+describe('iptables batching (issue 8: spoofed completions)', { timeout: 10_000 }, () => {
+  const access = (i: number, until: number) => ({ door: 'ssh', source: `198.18.${i >> 8}.${i & 255}`, family: 4 as const, ports: sshDoor.open, until });
+  const isElements = (req: CommandRequest): boolean => line(req) === 'ipset -exist restore';
+
+  /** Records like recorder(); element restores wait for `release()` (and `answer` may fail them). */
+  const gated = (answer: (req: CommandRequest) => { exitCode: number; stderr: string } | undefined = () => undefined) => {
+    let open: () => void = () => {};
+    let gate = new Promise<void>((r) => (open = r));
+    const calls: CommandRequest[] = [];
+    let running = 0;
+    let most = 0;
+    const runner = async (req: CommandRequest) => {
+      calls.push(req);
+      running += 1;
+      most = Math.max(most, running);
+      try {
+        if (isElements(req)) {
+          await gate;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        return { exitCode: 0, stdout: '', stderr: '', ...answer(req) };
+      } finally {
+        running -= 1;
+      }
+    };
+    return {
+      calls,
+      runner,
+      most: () => most,
+      release: () => {
+        open();
+        gate = Promise.resolve();
+      },
+    };
+  };
+
+  it('300 opens made together: batched `ipset restore` runs, never more than one ipset process at a time', async () => {
+    const g = gated();
+    const fw = createFirewall('iptables', { runner: g.runner, now });
+    await fw.init([sshDoor]);
+    g.calls.length = 0;
+    const all = Array.from({ length: 300 }, (_, i) => fw.open(access(i, NOW + 20_000)));
+    g.release();
+    await Promise.all(all);
+    expect(g.calls.every(isElements)).toBe(true);
+    expect(g.calls.length).toBeLessThanOrEqual(2); // the first alone, the rest together
+    expect(g.most()).toBe(1);
+    const lines = g.calls.flatMap((c) => (c.input ?? '').split('\n').filter(Boolean));
+    expect(lines).toHaveLength(300);
+    expect(new Set(lines)).toEqual(new Set(Array.from({ length: 300 }, (_, i) => `add kw-ssh-4 ${access(i, 0).source},tcp:2222 timeout 20`)));
+  });
+
+  it('the ipset timeout is computed from the deadline when the batch is applied (whole seconds, rounded up)', async () => {
+    let t = NOW;
+    const g = gated();
+    const fw = createFirewall('iptables', { runner: g.runner, now: () => t });
+    await fw.init([sshDoor]);
+    g.calls.length = 0;
+    const first = fw.open(access(1, NOW + 20_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const second = fw.open(access(2, NOW + 20_000));
+    await new Promise((r) => setTimeout(r, 20)); // queued for good
+    t = NOW + 7_250;
+    g.release();
+    await Promise.all([first, second]);
+    expect(g.calls.map((c) => c.input)).toEqual(['add kw-ssh-4 198.18.0.1,tcp:2222 timeout 20\n', 'add kw-ssh-4 198.18.0.2,tcp:2222 timeout 13\n']);
+  });
+
+  it('an error in line N: that access is rejected with it, the others of the batch are applied again', async () => {
+    let failed = false;
+    const g = gated((req) => {
+      if (failed || !req.input?.includes('198.18.0.4,')) return undefined;
+      failed = true;
+      return { exitCode: 1, stderr: 'ipset v7.17: Error in line 3: Hash is full, cannot add more elements' };
+    });
+    const fw = createFirewall('iptables', { runner: g.runner, now });
+    await fw.init([sshDoor]);
+    g.calls.length = 0;
+    const first = fw.open(access(1, NOW + 20_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const batch = [2, 3, 4, 5].map((i) => fw.open(access(i, NOW + 20_000)));
+    g.release();
+    await first;
+    const results = await Promise.allSettled(batch);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(FirewallCommandError);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ stderr: expect.stringMatching(/Error in line 3: Hash is full/) as string });
+    // Lines before the failing one may or may not have been applied (ipset sends them in buffers): all again.
+    expect(g.calls.map((c) => c.input)).toEqual([
+      'add kw-ssh-4 198.18.0.1,tcp:2222 timeout 20\n',
+      'add kw-ssh-4 198.18.0.2,tcp:2222 timeout 20\nadd kw-ssh-4 198.18.0.3,tcp:2222 timeout 20\nadd kw-ssh-4 198.18.0.4,tcp:2222 timeout 20\nadd kw-ssh-4 198.18.0.5,tcp:2222 timeout 20\n',
+      'add kw-ssh-4 198.18.0.2,tcp:2222 timeout 20\nadd kw-ssh-4 198.18.0.3,tcp:2222 timeout 20\nadd kw-ssh-4 198.18.0.5,tcp:2222 timeout 20\n',
+    ]);
   });
 });

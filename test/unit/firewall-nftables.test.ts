@@ -8,6 +8,7 @@ import {
   parseNftTable,
 } from '../../src/firewall/nftables.js';
 import { FirewallCommandError } from '../../src/firewall/run.js';
+import { createNftables } from '../../src/firewall/nftables.js';
 import { FirewallError } from '../../src/firewall/types.js';
 import { indexDoors } from '../../src/firewall/validate.js';
 import { recorder, sshDoor, webDoor } from './firewall-support.js';
@@ -271,5 +272,120 @@ describe('nft listing parser', () => {
     expect(() => parseNftTable('\tset v4_ssh {\n\t\telements = { 10.0.0.1 . tcp . 1 timeout 1s expires 1s,\n', doors, NOW)).toThrow(
       /not closed/,
     );
+  });
+});
+
+// Issue 8, item 6: spoofed completions must not swamp the firewall path.
+describe('nftables batching (issue 8: spoofed completions)', { timeout: 10_000 }, () => {
+  const PROBE_UPDATED = 'table inet knockwatch {\n\tset timeout_probe {\n\t\telements = { 1 timeout 2h expires 1h59m59s996ms }\n\t}\n}\n';
+  const access = (i: number, until: number) => ({ door: 'ssh', source: `198.18.${i >> 8}.${i & 255}`, family: 4 as const, ports: sshDoor.open, until });
+  const warnings: object[] = [];
+  const logger = { debug() {}, info() {}, warn: (o: object) => void warnings.push(o), error() {} };
+
+  /** A recorder whose element transactions wait for `release()`; `clock` is the adapter's wall clock. */
+  const gated = () => {
+    let open: () => void = () => {};
+    let gate = new Promise<void>((r) => (open = r));
+    const rec = recorder((req) => (req.args[0] === 'list' ? { stdout: PROBE_UPDATED } : undefined));
+    const runner: typeof rec.runner = async (req) => {
+      if (/^(add|delete) element/m.test(req.input ?? '')) await gate;
+      return rec.runner(req);
+    };
+    return {
+      rec,
+      runner,
+      release: () => {
+        open();
+        gate = Promise.resolve();
+      },
+    };
+  };
+
+  it('300 opens made together go out as ONE transaction, every element once', async () => {
+    const rec = recorder((req) => (req.args[0] === 'list' ? { stdout: PROBE_UPDATED } : undefined));
+    const fw = createFirewall('nftables', { runner: rec.runner, now });
+    await fw.init([sshDoor]);
+    rec.calls.length = 0;
+    await Promise.all(Array.from({ length: 300 }, (_, i) => fw.open(access(i, NOW + 20_000))));
+    expect(rec.calls.map((c) => c.args.join(' '))).toEqual(['-f -']);
+    const text = rec.calls[0].input ?? '';
+    expect(text.split('\n')).toHaveLength(2); // one add command (+ the final newline)
+    for (let i = 0; i < 300; i++) expect(text).toContain(`${access(i, 0).source} . tcp . 2222 timeout 20s expires 20s`);
+    expect(text.match(/timeout 20s expires 20s/g)).toHaveLength(300);
+  });
+
+  it("each element's timeout is computed from its deadline when its batch is applied, not when it was queued", async () => {
+    let t = NOW;
+    const g = gated();
+    const fw = createNftables({ runner: g.runner, logger, now: () => t, refresh: 'add' });
+    await fw.init([sshDoor]);
+    g.rec.calls.length = 0;
+    const first = fw.open(access(1, NOW + 20_000)); // applied at once, its command held by the gate
+    await new Promise((r) => setTimeout(r, 20));
+    const second = fw.open(access(2, NOW + 20_000)); // waits behind the batch in flight
+    await new Promise((r) => setTimeout(r, 20)); // queued for good
+    t = NOW + 7_250; // the kernel was slow: 7.25 s pass before the next batch
+    g.release();
+    await Promise.all([first, second]);
+    expect(g.rec.calls.map((c) => c.input)).toEqual([
+      'add element inet knockwatch v4_ssh { 198.18.0.1 . tcp . 2222 timeout 20s expires 20s }\n',
+      'add element inet knockwatch v4_ssh { 198.18.0.2 . tcp . 2222 timeout 12s750ms expires 12s750ms }\n',
+    ]);
+    // One whose deadline passed while it waited is refused on its own, and nothing is sent for it.
+    const third = fw.open(access(3, t + 1000));
+    t += 2000;
+    await expect(third).rejects.toThrow(/already ended/);
+    expect(g.rec.calls).toHaveLength(2);
+  });
+
+  it('the queue of opens is bounded: more are refused at once with a counted warning; closes are never refused', async () => {
+    const g = gated();
+    warnings.length = 0;
+    const fw = createNftables({ runner: g.runner, logger, now, refresh: 'add', batch: { maxQueuedOpens: 10, maxElements: 4 } });
+    await fw.init([sshDoor]);
+    g.rec.calls.length = 0;
+    const inFlight = fw.open(access(0, NOW + 20_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const queued = Array.from({ length: 10 }, (_, i) => fw.open(access(i + 1, NOW + 20_000)));
+    const refused = await Promise.allSettled(Array.from({ length: 25 }, (_, i) => fw.open(access(i + 100, NOW + 20_000))));
+    expect(refused.every((r) => r.status === 'rejected' && (r.reason as Error).name === 'QueueFullError')).toBe(true);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ message: expect.stringMatching(/10 opens already waiting \(limit 10\)/) as string });
+    // One warning (at most one a second), carrying the count.
+    expect(warnings).toEqual([expect.objectContaining({ refused: 1, refusedTotal: 1, limit: 10 })]);
+    const closes = Array.from({ length: 5 }, (_, i) => fw.close(access(i + 200, 0)));
+    g.release();
+    await Promise.all([inFlight, ...queued, ...closes]);
+    // 1 in flight, then batches of at most 4 elements, closes first.
+    const texts = g.rec.calls.map((c) => c.input ?? '');
+    const sources = (x: string): string[] => [...new Set(x.match(/198\.18\.\d+\.\d+ /g))];
+    expect(texts.map((x) => sources(x).length)).toEqual([1, 4, 4, 4, 3]);
+    // The 5 closes went before the 10 opens queued ahead of them.
+    expect(sources(texts[1])).toEqual(['198.18.0.200 ', '198.18.0.201 ', '198.18.0.202 ', '198.18.0.203 ']);
+    expect(texts[2]).toContain('delete element inet knockwatch v4_ssh { 198.18.0.204 . tcp . 2222 }');
+    expect(texts.join('')).not.toMatch(/198\.18\.0\.1(0[0-9]|1[0-9]|2[0-4]) /);
+  });
+
+  it('a failing batch rejects every access in it with the command error; the next batch goes on', async () => {
+    const g = gated();
+    let fail = true;
+    const runner: typeof g.runner = async (req) => {
+      const r = await g.runner(req);
+      if (fail && req.input?.includes('198.18.0.2 ')) {
+        fail = false;
+        return { exitCode: 1, stdout: '', stderr: 'Error: Could not process rule: No space left on device\n' };
+      }
+      return r;
+    };
+    const fw = createNftables({ runner, logger, now, refresh: 'add' });
+    await fw.init([sshDoor]);
+    const first = fw.open(access(1, NOW + 20_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const batch = [2, 3, 4].map((i) => fw.open(access(i, NOW + 20_000)));
+    g.release();
+    await first;
+    const results = await Promise.allSettled(batch);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(FirewallCommandError);
+    await fw.open(access(5, NOW + 20_000));
   });
 });
