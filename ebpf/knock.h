@@ -3,10 +3,13 @@
 #ifndef KNOCKWATCH_KNOCK_H
 #define KNOCKWATCH_KNOCK_H
 
-/* Bytes copied from the start of the frame into each event. Enough for
- * Ethernet + two VLAN tags + IPv6 + a few extension headers + TCP with options
- * or UDP with a short payload; the wire length is reported separately. */
+/* Bytes copied from the start of the frame into each event: at least
+ * KW_SNAPLEN (and never more than the frame), more when the transport header
+ * ends later (IPv6 extension headers), up to KW_CAPTURE_MAX. The user-space
+ * decoder must see every header the program looked at: it takes the decision
+ * again and ignores a frame whose headers were cut (src/decode/decode.ts). */
 #define KW_SNAPLEN 256
+#define KW_CAPTURE_MAX 4096
 
 /* Watched ports: bitmaps over (protocol, port), one bit per key
  * (udp << 16 | port), each stored as KW_WATCH_WORDS 64-bit array entries;
@@ -30,7 +33,7 @@ enum kw_class {
 /* Per-CPU counter slots. */
 enum kw_counter {
 	KW_SEEN = 0,       /* packets that reached the program */
-	KW_CANDIDATES = 1, /* of those, TCP SYN (no ACK) or UDP over IPv4/IPv6 to a local address */
+	KW_CANDIDATES = 1, /* of those, knocks by the rule (TCP SYN / UDP the host takes) to a local address */
 	KW_EVENTS = 2,     /* events committed to the ring buffer */
 	KW_DROPS = 3,      /* events lost because the ring buffer was full */
 	KW_COUNTERS = 4,
@@ -48,7 +51,10 @@ struct kw_source {
 	unsigned char addr[16];
 };
 
-/* One ring-buffer event: a packet that user space must see. */
+/* One ring-buffer event: a packet that user space must see. Records are
+ * reserved at one of two fixed sizes, data[KW_SNAPLEN] or data[KW_CAPTURE_MAX],
+ * so the ring is not filled with 4 KiB records for ordinary small knocks;
+ * cap_len says how much of data is the frame. */
 struct kw_event {
 	unsigned long long ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	unsigned int wire_len;
@@ -56,7 +62,7 @@ struct kw_event {
 	unsigned short cap_len;
 	unsigned short link;
 	unsigned int reserved;
-	unsigned char data[KW_SNAPLEN];
+	unsigned char data[];
 };
 
 #endif

@@ -199,8 +199,8 @@ static int on_event(void *ctx, void *data, size_t size)
 {
 	const struct kw_event *ev = data;
 	(void)ctx;
-	if (size < sizeof(*ev) || ev->cap_len > KW_SNAPLEN)
-		return 0; /* cannot happen: the program reserves fixed-size records */
+	if (size < sizeof(*ev) || ev->cap_len > size - sizeof(*ev) || ev->cap_len > KW_CAPTURE_MAX)
+		return 0; /* cannot happen: the program fills cap_len within its record */
 	if (put_header(20 + ev->cap_len, REC_FRAME) < 0)
 		return -EINTR; /* stops ring_buffer__consume */
 	put_u64((unsigned long long)((long long)ev->ktime_ns + mono_to_real_ns));

@@ -29,7 +29,7 @@ const LINK_TYPES: readonly number[] = [1, 101];
 export interface EbpfCounters {
   /** Packets that reached the program. */
   readonly seen: number;
-  /** Of those, TCP SYN without ACK or UDP over IPv4/IPv6. */
+  /** Of those, knocks by the rule of decode/decode.ts (TCP SYN / UDP the host takes) to a local address. */
   readonly candidates: number;
   /** Events sent to user space. */
   readonly events: number;

@@ -1,6 +1,6 @@
 // eBPF capture backend: a drop-in for the libpcap Observable<Frame>. The
-// kernel program (ebpf/knock.bpf.c) hands up only packets to the knock ports
-// plus the first SYN/UDP of a knocking source to any other port (so detection
+// kernel program (ebpf/knock.bpf.c) hands up only knocks to the knock ports
+// plus the first knock of a knocking source to any other port (so detection
 // can reset it), and only those sent to one of the host's own addresses (the
 // loader follows them); a flood to other ports costs no JavaScript at all. Its loader
 // (ebpf/loader.c, built to build/ebpf/knockwatch-ebpf) runs as a child process
@@ -10,10 +10,11 @@
 // every non-loopback interface that is up when it starts (interfaces created
 // later are not watched); an attached interface that is deleted and created
 // again is attached again within a counters interval. Frames arrive as
-// Ethernet (link type 1) or, from tun/WireGuard devices, raw IP (101), with
-// at most the first 256 bytes captured (origLength has the wire length). At
-// tc ingress the kernel has already moved the outer VLAN tag out of the
-// packet bytes, so frames show at most the inner tag of a QinQ pair.
+// Ethernet (link type 1) or, from tun/WireGuard devices, raw IP (101),
+// captured up to the end of the transport header and at least the first 256
+// bytes (origLength has the wire length). The program applies the rule of
+// decode/decode.ts (tagged frames, AH, bad IPv4 checksums... are not knocks);
+// the decoder takes the same decision again on what it sends up.
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';

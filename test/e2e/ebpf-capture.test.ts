@@ -22,7 +22,18 @@ import {
   openEbpfCapture,
 } from '../../src/capture/ebpf.js';
 import { createDecodeStats, decodeFrame } from '../../src/decode/decode.js';
-import { TcpFlag, ethernet, tcp, tcpSyn, udp, type EthernetOptions } from '../../src/lab/packets.js';
+import {
+  TcpFlag,
+  ethernet,
+  tcp,
+  tcpSyn,
+  udp,
+  withBadIpv4Checksum,
+  withIpv4TotalLength,
+  withUdpLength,
+  type EthernetOptions,
+  type Ipv6Extension,
+} from '../../src/lab/packets.js';
 import type { Frame, KnockEvent, PortSpec } from '../../src/types.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -465,40 +476,65 @@ describeLab('eBPF capture backend', () => {
       }
     });
 
-    it('walks VLAN/QinQ tags, IPv4 options and IPv6 extension headers, and skips later fragments', async () => {
+    it('follows the rule of decode.ts: IPv4 options, any number of IPv6 extension headers; hides tags, AH, later fragments, bad checksums', async () => {
       const cap = await startCapture(lab);
+      const dest = (n: number, size = 8): Ipv6Extension[] => Array.from({ length: n }, () => ({ type: 'destination', size }) as const);
       try {
         await inject(lab, [
+          // Not knocks by the rule (the host drops them): hidden.
           ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 1234 }), { ...eth, vlan: [100] }),
-          ethernet(
-            udp({ src: '2001:db8::1', dst: 'fd00:6b77::1', sport: 1000, dport: 5678, extensions: [{ type: 'hop-by-hop' }, { type: 'destination', size: 16 }] }),
-            { ...eth, vlan: [200, 300] },
-          ),
+          ethernet(udp({ src: '2001:db8::1', dst: 'fd00:6b77::1', sport: 1000, dport: 5678 }), { ...eth, vlan: [200, 300] }),
+          ethernet(tcpSyn({ src: '2001:db8::3', dst: 'fd00:6b77::1', sport: 1000, dport: 1234, extensions: [{ type: 'ah' }] }), eth),
+          ethernet(withBadIpv4Checksum(tcpSyn({ src: '10.1.0.4', dst: '10.199.0.1', sport: 1000, dport: 1234 })), eth),
+          ethernet(withIpv4TotalLength(tcpSyn({ src: '10.1.0.5', dst: '10.199.0.1', sport: 1000, dport: 1234 }), 200), eth),
+          ethernet(tcpSyn({ src: '10.1.0.6', dst: '10.199.0.1', sport: 1000, dport: 1234 }), { ...eth, dst: 'ff:ff:ff:ff:ff:ff' }),
+          ethernet(udp({ src: '2001:db8::4', dst: 'fd00:6b77::1', sport: 1000, dport: 5678, extensions: [{ type: 'fragment', offset: 10, more: false }] }), eth),
+          ethernet(udp({ src: '10.1.0.3', dst: '10.199.0.1', sport: 1000, dport: 5678, fragment: { offset: 5, more: false } }), eth),
+          // Knocks.
           ethernet(
             tcpSyn({ src: '2001:db8::2', dst: 'fd00:6b77::1', sport: 1000, dport: 1234, extensions: [{ type: 'routing' }, { type: 'fragment', offset: 0, more: true }] }),
             eth,
           ),
-          ethernet(tcpSyn({ src: '2001:db8::3', dst: 'fd00:6b77::1', sport: 1000, dport: 1234, extensions: [{ type: 'ah' }] }), eth),
           ethernet(tcpSyn({ src: '10.1.0.2', dst: '10.199.0.1', sport: 1000, dport: 1234, ipv4Options: Uint8Array.of(1, 1, 1, 0) }), eth),
-          // Later fragments carry no transport header: never knocks.
-          ethernet(udp({ src: '2001:db8::4', dst: 'fd00:6b77::1', sport: 1000, dport: 5678, extensions: [{ type: 'fragment', offset: 10, more: false }] }), eth),
-          ethernet(udp({ src: '10.1.0.3', dst: '10.199.0.1', sport: 1000, dport: 5678, fragment: { offset: 5, more: false } }), eth),
+          ethernet(tcpSyn({ src: '2001:db8::7', dst: 'fd00:6b77::1', sport: 1000, dport: 1234, extensions: dest(7) }), eth),
+          ethernet(tcpSyn({ src: '2001:db8::8', dst: 'fd00:6b77::1', sport: 1000, dport: 1234, extensions: dest(70) }), eth),
+          ethernet(tcpSyn({ src: '2001:db8::9', dst: 'fd00:6b77::1', sport: 1000, dport: 1234, extensions: dest(2, 512) }), eth),
           ethernet(udp({ src: '10.9.9.9', dst: '10.199.0.1', sport: 1000, dport: 5678 }), eth),
         ]);
         await until('the marker', () => cap.events.some((e) => e.source === '10.9.9.9'));
         await sleep(200);
         expect(cap.events.map(brief)).toEqual([
-          '10.1.0.1>10.199.0.1 1234/tcp',
-          '2001:db8::1>fd00:6b77::1 5678/udp',
           '2001:db8::2>fd00:6b77::1 1234/tcp',
-          '2001:db8::3>fd00:6b77::1 1234/tcp',
           '10.1.0.2>10.199.0.1 1234/tcp',
+          '2001:db8::7>fd00:6b77::1 1234/tcp',
+          '2001:db8::8>fd00:6b77::1 1234/tcp', // 70 headers: past the program's loop bound, passed up for the decoder
+          '2001:db8::9>fd00:6b77::1 1234/tcp',
           '10.9.9.9>10.199.0.1 5678/udp',
         ]);
-        // At tc ingress the kernel has already taken the outer tag out of the
-        // bytes: the QinQ frame still shows its inner 802.1Q tag.
-        expect((cap.frames[0].data[12] << 8) | cap.frames[0].data[13]).toBe(0x0800);
-        expect((cap.frames[1].data[12] << 8) | cap.frames[1].data[13]).toBe(0x8100);
+        // The TCP header behind 1 KiB of options is captured (not just 256 bytes).
+        const deep = cap.frames[4];
+        expect(deep.data.length).toBe(14 + 40 + 1024 + 20);
+        expect(deep.origLength).toBe(14 + 40 + 1024 + 20);
+      } finally {
+        await cap.stop();
+      }
+    });
+
+    it("a packet the host drops never uses up a knocking source's one wrong port (issue 8 item 13)", async () => {
+      const cap = await startCapture(lab);
+      const v4 = (dport: number): Uint8Array => tcpSyn({ src: '10.199.0.2', dst: SERVER4, sport: 40_000, dport });
+      try {
+        await inject(lab, [
+          ethernet(v4(1234), eth), // first step: active
+          ethernet(withIpv4TotalLength(v4(80), 200), eth), // dropped by the host: hidden, still active
+          ethernet(withUdpLength(udp({ src: '10.199.0.2', dst: SERVER4, sport: 40_000, dport: 53 }), 0), eth),
+          ethernet(withBadIpv4Checksum(v4(82)), eth),
+          ethernet(v4(81), eth), // the real wrong port: delivered
+          dgram('10.9.9.8', SERVER4, 5678),
+        ]);
+        await until('the marker', () => cap.events.some((e) => e.source === '10.9.9.8'));
+        await sleep(200);
+        expect(cap.events.map(brief)).toEqual(['10.199.0.2>10.199.0.1 1234/tcp', '10.199.0.2>10.199.0.1 81/tcp', '10.9.9.8>10.199.0.1 5678/udp']);
       } finally {
         await cap.stop();
       }
@@ -560,18 +596,31 @@ describeLab('eBPF capture backend', () => {
         expect(link.stdout).toMatch(/xdp/);
         expect(await ourFilters(lab)).toEqual([]);
         expect(cap.logs.some((l) => l.includes('removing a knockwatch tc filter left on kw0'))).toBe(true);
+        const syn = (dport: number, extensions?: Ipv6Extension[]): Uint8Array =>
+          extensions === undefined
+            ? tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport })
+            : tcpSyn({ src: '2001:db8::1', dst: 'fd00:6b77::1', sport: 1000, dport, extensions });
         await inject(lab, [
-          ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 9999 }), eth),
-          ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 1234 }), { ...eth, vlan: [7] }),
-          ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 9999 }), eth),
-          ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 9998 }), eth),
+          ethernet(syn(9999), eth),
+          // XDP sees the tag in the bytes: a tagged frame is not a knock (the rule), even to a step.
+          ethernet(syn(1234), { ...eth, vlan: [7] }),
+          ethernet(syn(1234), eth),
+          ethernet(syn(9997), { ...eth, vlan: [7] }), // hidden: the source stays active
+          ethernet(syn(9996), { ...eth, dst: 'ff:ff:ff:ff:ff:ff' }), // TCP in a broadcast frame: hidden, still active
+          ethernet(syn(9999), eth),
+          ethernet(syn(9998), eth),
+          ethernet(syn(1234, [{ type: 'destination', size: 512 }, { type: 'destination' }]), eth),
           ethernet(udp({ src: '10.9.9.9', dst: '10.199.0.1', sport: 1000, dport: 5678 }), eth),
         ]);
         await until('the marker', () => cap.events.some((e) => e.source === '10.9.9.9'));
         await sleep(200);
-        expect(cap.events.map(brief)).toEqual(['10.1.0.1>10.199.0.1 1234/tcp', '10.1.0.1>10.199.0.1 9999/tcp', '10.9.9.9>10.199.0.1 5678/udp']);
-        // XDP runs before the kernel takes the tag out: the frame keeps it.
-        expect((cap.frames[0].data[12] << 8) | cap.frames[0].data[13]).toBe(0x8100);
+        expect(cap.events.map(brief)).toEqual([
+          '10.1.0.1>10.199.0.1 1234/tcp',
+          '10.1.0.1>10.199.0.1 9999/tcp',
+          '2001:db8::1>fd00:6b77::1 1234/tcp',
+          '10.9.9.9>10.199.0.1 5678/udp',
+        ]);
+        expect(cap.frames[2].data.length).toBe(14 + 40 + 512 + 8 + 20);
       } finally {
         await cap.stop();
       }
