@@ -80,6 +80,8 @@ describeLab('reloads keep start_command / stop_command balanced (nftables, names
 
     await reload();
     await reload();
+    // A reload settles its firewall work (and door commands) before it logs.
+    expect(await counts()).toEqual({ start: 1, stop: 0 });
     // The access survived both reloads, in the kernel too.
     const c = await connectFrom(lab, lab.client, { host: lab.server.v4, port: DOOR_PORT, from, timeoutMs: 300, retryForMs: OPEN_WITHIN_MS });
     expect(c.outcome).toBe('open');
