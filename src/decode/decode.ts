@@ -16,7 +16,8 @@
 //    the packet; IPv6 AH (Linux without an SA answers ICMPv6, never TCP) and
 //    ESP; any VLAN-tagged frame (one tag or QinQ): a tagged frame belongs to
 //    the VLAN's own interface, which is captured there (untagged) when it
-//    exists, and is dropped when it does not; TCP in a link-layer broadcast or
+//    exists, and is dropped when it does not (libpcap's SLL2 records do not
+//    show the tag, so in such a file a tagged frame counts); TCP in a link-layer broadcast or
 //    multicast frame, and anything the capture marks as for another host
 //    (cooked captures: packet type 3). An Ethernet frame for another host's
 //    MAC is not told apart here (the frame does not say which MAC is ours);
