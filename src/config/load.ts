@@ -41,7 +41,11 @@ export async function readConfigText(path: string, uid?: number): Promise<string
 /** UTF-8 text of a config file's bytes, or a ConfigError with the offset of the first bad byte. */
 export function decodeConfigText(bytes: Uint8Array, fileName: string): string {
   const bad = invalidUtf8Offset(bytes);
-  if (bad !== undefined) throw new ConfigError(fileName, [{ path: '', message: `not valid UTF-8 at byte offset ${bad}` }]);
+  if (bad !== undefined) {
+    const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;
+    const line = 1 + bytes.subarray(0, lineStart).filter((b) => b === 0x0a).length;
+    throw new ConfigError(fileName, [{ path: '', line, column: bad - lineStart + 1, message: `not valid UTF-8 at byte offset ${bad}` }]);
+  }
   // A leading byte-order mark is legal in YAML files written by some editors.
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8').replace(/^\uFEFF/, '');
 }

@@ -51,19 +51,29 @@ export function nodeLocation(node: Node, lineCounter: LineCounter): Location | u
   return { line: pos.line, column: pos.col };
 }
 
-/** The first alias whose anchor is not defined before it. */
-export function firstUnresolvedAlias(doc: Document): Alias | undefined {
-  let bad: Alias | undefined;
+/**
+ * Where resolving the document (toJS) failed, for its error: the first alias
+ * whose anchor is not defined before it; for a bad merge (`<<: 5`) the first
+ * merge key; for too many aliases the first alias; else the document itself.
+ */
+export function resolveFailureNode(doc: Document, message: string): Node | undefined {
+  let unresolved: Alias | undefined;
+  let firstAlias: Alias | undefined;
+  let firstMerge: Node | undefined;
   visit(doc, {
     Alias(_key, node) {
-      if (node.resolve(doc) === undefined) {
-        bad = node;
-        return visit.BREAK;
-      }
+      firstAlias ??= node;
+      if (unresolved === undefined && node.resolve(doc) === undefined) unresolved = node;
+      return undefined;
+    },
+    Pair(_key, pair) {
+      if (firstMerge === undefined && isScalar(pair.key) && pair.key.value === '<<') firstMerge = pair.key;
       return undefined;
     },
   });
-  return bad;
+  if (unresolved) return unresolved;
+  if (/merge/i.test(message) && firstMerge) return firstMerge;
+  return firstAlias ?? (isNode(doc.contents) ? doc.contents : undefined);
 }
 
 /** A null written as nothing at all (`key:` or a bare `---`), not as `null` or `~`. */

@@ -5,11 +5,14 @@ import type { CaptureKind, Door, KnockwatchConfig } from '../types.js';
 import { exceededBackendLimits } from './backend-limits.js';
 import { crossChecks, type PathProblem } from './checks.js';
 import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from './errors.js';
-import { firstUnresolvedAlias, isEmptyScalar, locate, nodeLocation } from './locate.js';
+import { isEmptyScalar, locate, nodeLocation, resolveFailureNode } from './locate.js';
 import { CONFIG_KEYS, DOOR_KEYS, configSchema, type RawConfig, type RawDoor } from './schema.js';
 
 /** Aliases can expand exponentially ("billion laughs"); a config needs few. */
 const MAX_ALIAS_COUNT = 100;
+
+/** Problems listed in one ConfigError; the rest are counted. */
+const MAX_REPORTED = 50;
 
 export interface ParseOptions {
   /** The capture backend that will run (a --capture override); its limits apply. Default: the file's own. */
@@ -37,11 +40,9 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
   } catch (err) {
     // Unresolved or excessive aliases surface here, not as document errors.
     const message = err instanceof Error ? err.message : String(err);
-    const alias = firstUnresolvedAlias(doc);
-    const loc = alias ? nodeLocation(alias, lineCounter) : undefined;
-    throw new ConfigError(fileName, [
-      { path: '', line: loc?.line, column: loc?.column, message: `cannot resolve the YAML document: ${message}` },
-    ]);
+    const at = resolveFailureNode(doc, message);
+    const loc = (at ? nodeLocation(at, lineCounter) : undefined) ?? { line: 1, column: 1 };
+    throw new ConfigError(fileName, [{ path: '', line: loc.line, column: loc.column, message: `cannot resolve the YAML document: ${message}` }]);
   }
 
   const located: ConfigProblem[] = [];
@@ -105,6 +106,8 @@ function yamlMessage(code: string, message: string, text: string, pos: [number, 
     const key = /^("[^"\n]*"|'[^'\n]*'|[^:\n]*?)\s*:/.exec(text.slice(pos[0]))?.[1] ?? text.slice(pos[0], pos[1]);
     return `duplicate key '${key}'`;
   }
+  // The parser recurses per nesting level and reports its own stack overflow as an error.
+  if (/call stack/i.test(message)) return 'YAML: nested too deeply (a config needs only a few levels)';
   return `YAML: ${message}`;
 }
 
@@ -143,9 +146,18 @@ function editDistance(a: string, b: string): number {
   return prev[b.length];
 }
 
+/**
+ * In file order, at most MAX_REPORTED. A broken file cascades: 2,000 unclosed
+ * brackets gave 3,820 YAML errors (380 KB of message); the first ones are the
+ * ones to fix.
+ */
 function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
   // Stable sort: problems without a location keep their order, first.
-  return [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  const sorted = [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  if (sorted.length <= MAX_REPORTED) return sorted;
+  const next = sorted[MAX_REPORTED];
+  const rest = sorted.length - MAX_REPORTED;
+  return [...sorted.slice(0, MAX_REPORTED), { path: '', line: next.line, column: next.column, message: `${rest} more problems from here on are not shown` }];
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
