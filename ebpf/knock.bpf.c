@@ -56,6 +56,11 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* A transport header must start here or earlier to be captured whole (TCP: 20 bytes). */
 #define KW_MAX_L4_OFF (KW_CAPTURE_MAX - 20)
 
+/* Protocols to deliver, bit 0 TCP, bit 1 UDP: set by the loader before load
+ * (--protocol) from captureProtocols() in src/capture/filter.ts, the same
+ * function that writes the pcap filter's protocol terms. */
+const volatile __u32 kw_protocols = 3;
+
 /* Linux packet types (skb->pkt_type). */
 #define KW_PACKET_BROADCAST 1
 #define KW_PACKET_MULTICAST 2
@@ -146,6 +151,8 @@ static __always_inline int transport(void *ctx, int xdp, struct kw_packet *pk, _
 {
 	__u8 h[20];
 
+	if (!(kw_protocols & (l4 == IPPROTO_TCP ? 1 : 2)))
+		return KW_NOT;
 	if (off > KW_MAX_L4_OFF)
 		return KW_UNSURE;
 	if (l4 == IPPROTO_TCP) {

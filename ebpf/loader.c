@@ -4,13 +4,15 @@
  *
  *   knockwatch-ebpf --ifname IF [--ifname IF...] --port PORT/PROTO [...]
  *                   [--first PORT/PROTO...] [--open PORT/PROTO...]
- *                   [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]
+ *                   [--protocol tcp|udp...] [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]
  *                   [--stats-ms MS] [--verbose]
  *   knockwatch-ebpf --check [--hook tc|xdp]
  *
  * --port is a knock step, --first a door's first step (also a step), --open a
  * door's open port (see knock.bpf.c). Without any --first, every --port is
- * treated as a first step.
+ * treated as a first step. --protocol limits the knocks delivered to these
+ * protocols (default both; the daemon passes captureProtocols(), which is
+ * both whenever a door has a sequence, since any SYN/UDP resets).
  *
  * --check loads the program and exits: 0 when this kernel and these
  * privileges can run it, 1 with the reason on stderr otherwise.
@@ -600,7 +602,7 @@ static void reattach(struct knock_bpf *skel, int xdp)
 static void usage(void)
 {
 	fputs("usage: knockwatch-ebpf --ifname IF [--ifname IF...] --port PORT/tcp|udp [...]\n"
-	      "                       [--first PORT/tcp|udp...] [--open PORT/tcp|udp...]\n"
+	      "                       [--first PORT/tcp|udp...] [--open PORT/tcp|udp...] [--protocol tcp|udp...]\n"
 	      "                       [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]\n"
 	      "                       [--stats-ms MS] [--verbose]\n"
 	      "       knockwatch-ebpf --check [--hook tc|xdp]\n",
@@ -615,12 +617,14 @@ int main(int argc, char **argv)
 		{ "hook", required_argument, 0, 'k' },     { "netns", required_argument, 0, 'n' },
 		{ "max-active", required_argument, 0, 'm' }, { "stats-ms", required_argument, 0, 's' },
 		{ "verbose", no_argument, 0, 'v' },        { "check", no_argument, 0, 'c' },
+		{ "protocol", required_argument, 0, 'P' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *names[MAX_IFACES];
 	/* Port keys, each with its class in bits 17 and up. */
 	unsigned int ports[MAX_PORTS];
 	int n_names = 0, n_ports = 0, n_steps = 0, n_first = 0, xdp = 0, check = 0;
+	unsigned int protocols = 0; /* bit 0 tcp, bit 1 udp; 0: both */
 	long max_active = KW_ACTIVE_DEFAULT, stats_ms = 1000;
 	const char *netns = NULL;
 	int c;
@@ -649,6 +653,13 @@ int main(int argc, char **argv)
 			n_first += c == 'f';
 			break;
 		}
+		case 'P':
+			if (strcmp(optarg, "tcp") != 0 && strcmp(optarg, "udp") != 0) {
+				msg("error", "bad --protocol '%s': expected tcp or udp", optarg);
+				return 2;
+			}
+			protocols |= strcmp(optarg, "tcp") == 0 ? 1u : 2u;
+			break;
 		case 'k':
 			if (strcmp(optarg, "tc") != 0 && strcmp(optarg, "xdp") != 0) {
 				msg("error", "bad --hook '%s': expected tc or xdp", optarg);
@@ -722,6 +733,7 @@ int main(int argc, char **argv)
 	bpf_program__set_autoload(skel->progs.knock_xdp_eth, xdp && want_l2);
 	bpf_program__set_autoload(skel->progs.knock_xdp_raw, xdp && want_raw);
 	bpf_map__set_max_entries(skel->maps.active, (unsigned int)max_active);
+	skel->rodata->kw_protocols = protocols ? protocols : 3u;
 
 	int err = knock_bpf__load(skel);
 	if (err) {

@@ -19,8 +19,9 @@ import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Observable } from 'rxjs';
-import type { Door, Frame, PortSpec } from '../types.js';
+import type { Door, Frame, PortSpec, Protocol } from '../types.js';
 import { formatPort } from '../types.js';
+import { captureProtocols } from './filter.js';
 import {
   type EbpfCounters,
   type EbpfInterface,
@@ -56,6 +57,12 @@ export interface EbpfCaptureOptions {
    * without ending its active state, since they do not reset its own door.
    */
   readonly openPorts?: readonly PortSpec[];
+  /**
+   * Protocols of the knocks to deliver; default both. The daemon passes
+   * captureProtocols(doors), the function that also writes the pcap filter's
+   * protocol terms.
+   */
+  readonly protocols?: readonly Protocol[];
   /** Loader binary; default $KNOCKWATCH_EBPF_LOADER or build/ebpf/knockwatch-ebpf. */
   readonly loaderPath?: string;
   /** tc ingress (default; survives a killed loader, cleaned at next start) or XDP. */
@@ -108,9 +115,10 @@ export function knockPorts(doors: readonly Door[]): PortSpec[] {
   return distinctPorts(doors.flatMap((door) => door.sequence));
 }
 
-/** What the kernel program needs to know of the doors' ports. */
-export function watchedPorts(doors: readonly Door[]): Pick<EbpfCaptureOptions, 'steps' | 'firstSteps' | 'openPorts'> {
+/** What the kernel program needs to know of the doors: ports, and protocols as the pcap filter has them. */
+export function watchedPorts(doors: readonly Door[]): Pick<EbpfCaptureOptions, 'steps' | 'firstSteps' | 'openPorts' | 'protocols'> {
   return {
+    protocols: captureProtocols(doors),
     steps: knockPorts(doors),
     firstSteps: distinctPorts(doors.flatMap((door) => door.sequence.slice(0, 1))),
     openPorts: distinctPorts(doors.flatMap((door) => door.open)),
@@ -148,6 +156,9 @@ export function loaderArgs(options: EbpfCaptureOptions): string[] {
   for (const port of steps) args.push(first === undefined || !first.has(port) ? '--port' : '--first', port);
   // A port that is a step of some door is sent up as a step already.
   for (const port of open) if (!steps.has(port)) args.push('--open', port);
+  if (options.protocols !== undefined) {
+    for (const p of captureProtocols([], options.protocols)) args.push('--protocol', p);
+  }
   if (options.hook !== undefined) {
     if (options.hook !== 'tc' && options.hook !== 'xdp') throw new Error(`eBPF capture: unknown hook '${String(options.hook)}'`);
     args.push('--hook', options.hook);

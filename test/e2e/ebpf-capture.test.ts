@@ -540,6 +540,18 @@ describeLab('eBPF capture backend', () => {
       }
     });
 
+    it('delivers only the protocols it is given (--protocol, from captureProtocols())', async () => {
+      const cap = await startCapture(lab, { protocols: ['tcp'] });
+      try {
+        await inject(lab, [dgram('10.1.2.1', SERVER4, 5678), seg('10.1.2.2', SERVER4, 1234), seg('10.1.2.3', SERVER4, 1234)]);
+        await until('the SYNs', () => cap.events.length >= 2);
+        await sleep(200);
+        expect(cap.events.map(brief)).toEqual(['10.1.2.2>10.199.0.1 1234/tcp', '10.1.2.3>10.199.0.1 1234/tcp']);
+      } finally {
+        await cap.stop();
+      }
+    });
+
     it('replaces the tc filter a SIGKILLed loader left behind, and removes its own on stop', async () => {
       const { child: stale } = await spawnLoader(lab);
       const [staleId] = await ourFilters(lab);

@@ -208,7 +208,7 @@ describe('knockPorts and watchedPorts', () => {
     ]);
   });
 
-  it('watchedPorts: every step, the first steps, and the open ports, once each', () => {
+  it('watchedPorts: every step, the first steps, the open ports, once each, and both protocols for TCP-only doors', () => {
     const door = (name: string, seq: number[], open: number[]): Door => ({
       name,
       sequence: seq.map((port) => ({ port, protocol: 'tcp' as const })),
@@ -221,6 +221,14 @@ describe('knockPorts and watchedPorts', () => {
       steps: [tcp(1), tcp(2), tcp(3)],
       firstSteps: [tcp(1), tcp(2)],
       openPorts: [tcp(22), tcp(80)],
+      // captureProtocols(), as the pcap filter: any SYN/UDP resets (issue 8 item 13).
+      protocols: ['tcp', 'udp'],
     });
+  });
+
+  it('passes the protocols to the loader as the pcap filter has them', () => {
+    const steps = [{ port: 1234, protocol: 'tcp' as const }];
+    expect(loaderArgs({ interfaces: 'kw0', steps, protocols: ['udp', 'tcp'] })).toEqual(['--ifname', 'kw0', '--port', '1234/tcp', '--protocol', 'tcp', '--protocol', 'udp']);
+    expect(loaderArgs({ interfaces: 'kw0', steps })).not.toContain('--protocol');
   });
 });
