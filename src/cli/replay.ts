@@ -52,7 +52,9 @@ export async function main(argv: string[]): Promise<number> {
 
   let config;
   try {
-    config = await loadConfig(args.values.config);
+    // Replay runs no command and changes no firewall, so as root it reads a config others own
+    // (a checkout of your own under sudo); FIFOs and devices are refused all the same.
+    config = await loadConfig(args.values.config, { ownershipRules: false });
   } catch (err) {
     process.stderr.write(`knockwatch replay: ${(err as Error).message}\n`);
     return 2;

@@ -14,12 +14,17 @@ export interface LoadOptions {
   readonly capture?: CaptureKind;
   /** Our uid, for the ownership rules of safe-read.ts (tests); default: process.getuid(). */
   readonly uid?: number;
+  /**
+   * false for a reader that acts on nothing (replay): as root, a file others
+   * own or can write is read anyway (FIFOs and devices are still refused).
+   */
+  readonly ownershipRules?: boolean;
 }
 
 /** No path: the defaults. Otherwise the file, read safely and validated; ConfigError on any problem. */
 export async function loadConfig(path?: string, options: LoadOptions = {}): Promise<KnockwatchConfig> {
   if (path === undefined) return defaultConfig();
-  const text = await readConfigText(path, options.uid);
+  const text = await readConfigText(path, options);
   // Loaded on demand: the YAML parser and the schema cost ~0.15 s of start-up
   // that a replay with the default config should not pay.
   const { parseConfig } = await import('./parse.js');
@@ -27,10 +32,16 @@ export async function loadConfig(path?: string, options: LoadOptions = {}): Prom
 }
 
 /** The file's text, or a ConfigError naming the file and why it was not read. */
-export async function readConfigText(path: string, uid?: number): Promise<string> {
+export async function readConfigText(path: string, options: Pick<LoadOptions, 'uid' | 'ownershipRules'> = {}): Promise<string> {
   let bytes: Buffer;
   try {
-    bytes = await readTrustedFile(path, { maxBytes: MAX_CONFIG_BYTES, what: 'config file', why: WHY_ROOT_OWNS, ...(uid !== undefined ? { uid } : {}) });
+    bytes = await readTrustedFile(path, {
+      maxBytes: MAX_CONFIG_BYTES,
+      what: 'config file',
+      why: WHY_ROOT_OWNS,
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.ownershipRules !== undefined ? { ownershipRules: options.ownershipRules } : {}),
+    });
   } catch (err) {
     if (!(err instanceof UntrustedFileError)) throw err;
     throw new ConfigError(path, [{ path: '', message: err.reason }]);

@@ -137,6 +137,15 @@ describe.skipIf(!isRoot)('readTrustedFile as root: only root can have chosen the
     expect(await reason(link)).toMatch(/^symbolic link .*knock\.yaml is owned by uid 65534, not root/);
   });
 
+  it('ownershipRules: false (replay, which acts on nothing): a file nobody owns is read; a FIFO is still refused', async () => {
+    const d = await dirIn(base, 'replay-nobody', 0o777, NOBODY);
+    const f = await fileIn(d, 'k.yaml', 0o666, NOBODY);
+    expect((await readTrustedFile(f, { ...OPTS, ownershipRules: false })).toString()).toBe('doors: []\n');
+    const fifo = join(d, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    expect(await reason(fifo, { ...OPTS, ownershipRules: false })).toMatch(/^not a regular file \(a FIFO\)/);
+  });
+
   it('a root symlink in a trusted directory is followed, and its target directories are checked too', async () => {
     const good = await fileIn(await dirIn(base, 'target3', 0o755), 'k.yaml');
     const links = await dirIn(base, 'links', 0o755);

@@ -2,7 +2,7 @@
 // no config path may hang a command. The built CLI (dist/cli.js) is driven as
 // a real process: check-config, replay --config and run --config given a FIFO
 // return a clear error within a bound instead of hanging; a SIGHUP while the
-// config path is a FIFO is refused and SIGINT still stops the daemon; a config
+// config path is a FIFO is refused and SIGTERM still stops the daemon; a config
 // behind a symlink in a directory `nobody` can write, or in a group-writable
 // directory, is refused; a root-owned sticky directory like /tmp is fine.
 import { execFileSync } from 'node:child_process';
@@ -89,6 +89,14 @@ describe.skipIf(!isRoot)('as root, a config only root could have written', () =>
     expect(r.stderr).toContain(`directory ${d} is writable by its group (mode 775) and has no sticky bit`);
   });
 
+  it('replay (no commands, no firewall) still reads a config in a directory owned by nobody', async () => {
+    const d = await dir('replay-nobody', 0o755, NOBODY);
+    const r = await cli('replay', '--config', await config(d), join(base, 'missing.pcap'));
+    // Past the config: the failure is the capture file's.
+    expect(r.stderr).not.toContain('knock.yaml');
+    expect(r.stderr).toMatch(/missing\.pcap/);
+  });
+
   it('check-config accepts a root-owned config in a root-owned sticky directory like /tmp', async () => {
     const r = await cli('check-config', await config(await dir('sticky', 0o1777)));
     expect(r.stderr).toBe('');
@@ -141,7 +149,7 @@ describeLab('run --config and SIGHUP with a FIFO or an untrusted path (namespace
     expect(String(d.find((l) => l.msg === 'configuration refused')[0]?.err)).toContain(`directory ${evil} is owned by uid 65534`);
   });
 
-  it('SIGHUP while the config path is a FIFO: reload refused at once, later reloads work, SIGINT stops the daemon', async () => {
+  it('SIGHUP while the config path is a FIFO: reload refused at once, later reloads work, SIGTERM stops the daemon', async () => {
     const d = await dir('reload', 0o755);
     const path = await config(d);
     const daemon = run(path);
@@ -160,7 +168,8 @@ describeLab('run --config and SIGHUP with a FIFO or an untrusted path (namespace
     daemon.signal('SIGHUP');
     await daemon.waitFor((l) => l.msg === 'configuration reloaded', '"configuration reloaded"', BOUND_MS, since);
 
-    daemon.signal('SIGINT');
+    // The issue: after a SIGHUP with a FIFO, SIGTERM never exited.
+    daemon.signal('SIGTERM');
     const exit = await exitWithin(daemon, BOUND_MS);
     expect(exit).toEqual({ exitCode: 0 });
   });
