@@ -198,11 +198,15 @@ static __always_inline int ipv4(void *ctx, int xdp, struct kw_packet *pk, __u32 
 		return KW_NOT; /* ipv4-truncated: Linux drops it */
 	if (hl > 20 && load(ctx, xdp, off + 20, h + 20, hl - 20) < 0)
 		return KW_NOT;
-	/* Header checksum: Linux drops a packet whose header does not sum to 0xffff. */
+	/* Header checksum: Linux drops a packet whose header does not sum to 0xffff.
+	 * The fixed 20 bytes always, options (rare) only when there are some. */
 	__u32 sum = 0;
-	for (int i = 0; i < 60; i += 2)
-		if (i < hl)
-			sum += be16(h + i);
+	for (int i = 0; i < 20; i += 2)
+		sum += be16(h + i);
+	if (hl > 20)
+		for (int i = 20; i < 60; i += 2)
+			if (i < hl)
+				sum += be16(h + i);
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	if (sum != 0xffff)
@@ -318,25 +322,30 @@ static __always_inline __u32 wanted(void *ctx, int xdp, int has_l2, struct kw_pa
 		return 0;
 	/* Addresses were parsed before any KNOCK or UNSURE verdict. Not for this
 	 * host: neither a knock nor a wrong port of a knocker. */
-	if (is_loopback(&pk->dst) || is_loopback(&pk->src) || !bpf_map_lookup_elem(&local, &pk->dst) ||
-	    bpf_map_lookup_elem(&local, &pk->src))
+	if (is_loopback(&pk->dst) || is_loopback(&pk->src) || !bpf_map_lookup_elem(&local, &pk->dst))
 		return 0;
 	if (verdict == KW_UNSURE)
-		return pk->wire_len < KW_CAPTURE_MAX ? pk->wire_len : KW_CAPTURE_MAX;
+		return bpf_map_lookup_elem(&local, &pk->src) ? 0 : (pk->wire_len < KW_CAPTURE_MAX ? pk->wire_len : KW_CAPTURE_MAX);
 	count(KW_CANDIDATES);
 	__u32 n = pk->need > KW_SNAPLEN ? pk->need : KW_SNAPLEN;
 	n = n < pk->wire_len ? n : pk->wire_len;
-	if (in_class(KW_CLASS_STEP, pk->port_key)) {
+	int step = in_class(KW_CLASS_STEP, pk->port_key);
+	/* Most flood packets end here: not a step, from a source that never knocked. */
+	if (!step && !bpf_map_lookup_elem(&active, &pk->src))
+		return 0;
+	/* Never from one of our own addresses (looked up only now: it is a
+	 * second hash lookup, and the flood above needs none). */
+	if (bpf_map_lookup_elem(&local, &pk->src))
+		return 0;
+	if (step) {
 		/* Only a first step: a flood to later steps cannot push real
 		 * knockers out of the LRU map. */
 		if (in_class(KW_CLASS_FIRST, pk->port_key) && !bpf_map_lookup_elem(&active, &pk->src))
 			bpf_map_update_elem(&active, &pk->src, &one, BPF_ANY);
 		return n;
 	}
-	/* A lockless lookup first: most packets come from sources that never
-	 * knocked, and a delete takes the bucket lock. */
-	if (!bpf_map_lookup_elem(&active, &pk->src))
-		return 0;
+	/* The lockless lookup above came first: most packets come from sources
+	 * that never knocked, and a delete takes the bucket lock. */
 	if (in_class(KW_CLASS_OPEN, pk->port_key))
 		return n;
 	/* Deleting is the test: only one CPU can succeed, so the packet that
