@@ -16,6 +16,7 @@
 //
 //   flood --ifname IF --dst-mac MAC --dst A.B.C.D --seconds S [--rate PPS]
 //         [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]
+//         [--dport P]   (every packet to port P instead of random ports: a flood at one knock port)
 //
 // stdout: {"event":"start","realtime_ns":N} when sending begins, then
 //         {"event":"done","sent":N,"tcp":N,"udp":N,"send_errors":N,"threads":N,"seconds":S,"pps":R,
@@ -64,7 +65,7 @@ static void die(const char *what) {
 static void usage(const char *why) {
   fprintf(stderr,
           "flood: %s\nusage: flood --ifname IF --dst-mac MAC --dst A.B.C.D --seconds S [--rate PPS]\n"
-          "             [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]\n",
+          "             [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N] [--dport P]\n",
           why);
   exit(2);
 }
@@ -139,6 +140,7 @@ struct config {
   long udp_percent;
   uint16_t avoid[MAX_AVOID];
   int n_avoid;
+  long dport; // 0 = random ports (minus --avoid)
   uint64_t seed;
 };
 
@@ -180,6 +182,8 @@ static struct config parse_args(int argc, char **argv) {
       c.threads = parse_long(v, 1, MAX_THREADS, "--threads");
     } else if (!strcmp(a, "--udp-percent")) {
       c.udp_percent = parse_long(v, 0, 100, "--udp-percent");
+    } else if (!strcmp(a, "--dport")) {
+      c.dport = parse_long(v, 1, 65535, "--dport");
     } else if (!strcmp(a, "--seed")) {
       c.seed = (uint64_t)parse_long(v, 1, 0x7fffffffL, "--seed");
     } else if (!strcmp(a, "--avoid")) {
@@ -213,7 +217,7 @@ static uint16_t random_port(const struct config *c) {
 static size_t build_frame(uint8_t *f, const struct config *c, const uint8_t src_mac[6], int *is_udp) {
   uint32_t src = c->src_net | (rnd32() & ~c->src_mask);
   uint16_t sport = (uint16_t)(1024 + rnd32() % 64512);
-  uint16_t dport = random_port(c);
+  uint16_t dport = c->dport ? (uint16_t)c->dport : random_port(c);
   int udp = (long)(rnd32() % 100) < c->udp_percent;
   size_t l4_len = udp ? UDP_LEN + UDP_PAYLOAD : TCP_LEN;
   uint8_t *ip = f + ETH_LEN, *l4 = ip + IP_LEN;

@@ -95,7 +95,7 @@ export interface HostAddressOptions {
   readonly now?: () => number;
   readonly graceMs?: number;
   readonly missRefreshMs?: number;
-  readonly logger?: LiveLogger & { debug?(obj: object, msg?: string): void };
+  readonly logger?: LiveLogger;
 }
 
 /** Knocks the rule set aside, by reason (for the exit summary). */

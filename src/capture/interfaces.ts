@@ -24,6 +24,7 @@ export interface InterfaceState {
 
 /** The subset of a pino logger that live capture uses. */
 export interface LiveLogger {
+  debug?(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;

@@ -11,11 +11,11 @@
 //  - a capture that fails or dies is retried with exponential backoff, except
 //    for errors retrying cannot fix (permission, filter, missing addon),
 //    which error the Observable. It never completes.
-import { defer, distinctUntilChanged, map, NEVER, Observable, retry, switchMap, throwError, timer } from 'rxjs';
+import { defer, distinctUntilChanged, finalize, map, NEVER, Observable, retry, switchMap, throwError, timer } from 'rxjs';
 import type { Door, Frame, Protocol } from '../types.js';
 import { buildCaptureFilter, captureProtocols } from './filter.js';
 import { watchInterfaces, type InterfaceState, type LiveLogger } from './interfaces.js';
-import { isFatalCaptureError, LiveCaptureError, openLiveCapture, type LiveCaptureOptions } from './live.js';
+import { isFatalCaptureError, LiveCaptureError, openLiveCapture, type LiveCaptureCounters, type LiveCaptureOptions } from './live.js';
 
 export type { LiveLogger } from './interfaces.js';
 
@@ -27,6 +27,8 @@ export interface LiveFramesOptions {
   readonly protocols?: readonly Protocol[];
   readonly snaplen?: number;
   readonly bufferSize?: number;
+  /** See LiveCaptureOptions.backlogBytes. */
+  readonly backlogBytes?: number;
   readonly logger?: LiveLogger;
   /** Interface poll period, ms (default 1000). */
   readonly pollMs?: number;
@@ -90,13 +92,32 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
           { interface: name, reason: attempt === 1 ? reason : 'retry', attempt, filter },
           attempt === 1 && reason === 'start' ? 'opening live capture' : 'reopening live capture',
         );
+        let last: LiveCaptureCounters | undefined;
+        let shedding = false;
+        const onCounters = (c: LiveCaptureCounters): void => {
+          const shed = c.shed - (last?.shed ?? 0);
+          // Once per episode, not every second of a long flood; the totals are in the summary.
+          if (shed > 0 && !shedding) {
+            log?.warn({ interface: name, shed, captured: c.captured, backlogBytes: c.backlogBytes }, 'live capture shedding frames: knockwatch is not keeping up');
+          }
+          shedding = shed > 0;
+          last = c;
+          log?.debug?.({ interface: name, ...c }, 'live capture counters');
+        };
         return open({
           interface: name,
           filter,
           snaplen: options.snaplen,
           bufferSize: options.bufferSize,
+          backlogBytes: options.backlogBytes,
+          onCounters,
           onOpened: ({ linkType, pid }) => log?.info({ interface: name, linkType, pid }, 'live capture open'),
-        });
+        }).pipe(
+          // The exit summary. Kernel ring drops are not in it: cap 0.2.1 has no pcap_stats().
+          finalize(() => {
+            if (last) log?.info({ interface: name, ...last }, 'live capture stopped');
+          }),
+        );
       }).pipe(
         retry({
           resetOnSuccess: true,

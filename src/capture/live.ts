@@ -30,9 +30,22 @@ import { fileURLToPath } from 'node:url';
 import { Observable } from 'rxjs';
 import type { Frame } from '../types.js';
 import type { Clock } from './live-clock.js';
-import { CaptureStreamError, createRecordReader, type CaptureErrorInfo, type ChildRecord, type LiveCaptureErrorKind } from './live-stream.js';
+import {
+  CaptureStreamError,
+  createRecordReader,
+  type CaptureCounters,
+  type CaptureErrorInfo,
+  type ChildRecord,
+  type LiveCaptureErrorKind,
+} from './live-stream.js';
 
-export type { LiveCaptureErrorKind } from './live-stream.js';
+export type { CaptureCounters, LiveCaptureErrorKind } from './live-stream.js';
+
+/** The capture process's counters plus the frames that arrived here. */
+export interface LiveCaptureCounters extends CaptureCounters {
+  /** Frames this process received from the capture process. */
+  readonly delivered: number;
+}
 
 export interface LiveCaptureOptions {
   /** Interface name, or `any`. */
@@ -43,6 +56,14 @@ export interface LiveCaptureOptions {
   readonly snaplen?: number;
   /** Kernel capture ring size in bytes (default 32 MiB: 512 packets, see above). */
   readonly bufferSize?: number;
+  /**
+   * Bytes of frames the capture process may hold for us while we are busy
+   * (default 16 MiB: ~220 k SYN records, seconds of a flood); beyond it, it
+   * sheds frames and counts them.
+   */
+  readonly backlogBytes?: number;
+  /** Called with cumulative counters about once a second, and once more when the capture ends. */
+  readonly onCounters?: (counters: LiveCaptureCounters) => void;
   /**
    * Stamps frames with this clock when they arrive in this process, instead
    * of the capture process's wall clock taken in the packet handler (which
@@ -57,6 +78,7 @@ export interface LiveCaptureOptions {
 
 export const DEFAULT_SNAPLEN = 65_535;
 export const DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_BACKLOG_BYTES = 16 * 1024 * 1024;
 /** Kinds for which retrying the same open cannot help. */
 export const FATAL_CAPTURE_ERRORS: readonly LiveCaptureErrorKind[] = ['permission', 'filter', 'addon'];
 
@@ -88,7 +110,7 @@ export function defaultChildScript(): string {
   return resolve(dirname(here), '../../dist/capture/live-child.js');
 }
 
-function checkOptions(o: LiveCaptureOptions): { snaplen: number; bufferSize: number } {
+function checkOptions(o: LiveCaptureOptions): { snaplen: number; bufferSize: number; backlogBytes: number } {
   const name = o.interface;
   // IFNAMSIZ is 16 with the NUL; a slash or blank can never be part of a name.
   if (typeof name !== 'string' || !/^[^\s/]{1,15}$/.test(name)) {
@@ -103,7 +125,11 @@ function checkOptions(o: LiveCaptureOptions): { snaplen: number; bufferSize: num
   if (!Number.isInteger(bufferSize) || bufferSize < 65_536 || bufferSize > 1 << 30) {
     throw new LiveCaptureError(`live capture on "${name}": bufferSize must be an integer from 65536 to 2^30, got ${bufferSize}`, 'other', name);
   }
-  return { snaplen, bufferSize };
+  const backlogBytes = o.backlogBytes ?? DEFAULT_BACKLOG_BYTES;
+  if (!Number.isInteger(backlogBytes) || backlogBytes < 65_536 || backlogBytes > 1 << 30) {
+    throw new LiveCaptureError(`live capture on "${name}": backlogBytes must be an integer from 65536 to 2^30, got ${backlogBytes}`, 'other', name);
+  }
+  return { snaplen, bufferSize, backlogBytes };
 }
 
 function hint(kind: LiveCaptureErrorKind, filter: string): string {
@@ -137,7 +163,7 @@ function spawnChild(script: string, args: string): ChildProcess {
 export function openLiveCapture(options: LiveCaptureOptions): Observable<Frame> {
   return new Observable<Frame>((subscriber) => {
     const name = options.interface;
-    let sizes: { snaplen: number; bufferSize: number };
+    let sizes: { snaplen: number; bufferSize: number; backlogBytes: number };
     try {
       sizes = checkOptions(options);
     } catch (err) {
@@ -157,6 +183,11 @@ export function openLiveCapture(options: LiveCaptureOptions): Observable<Frame> 
     let reported: CaptureErrorInfo | undefined;
     let stderrTail = '';
     let stopped = false;
+    let delivered = 0;
+    let counters: CaptureCounters | undefined;
+    const report = (): void => {
+      if (counters) options.onCounters?.({ ...counters, delivered });
+    };
 
     const fail = (err: LiveCaptureError): void => {
       if (stopped) return;
@@ -168,10 +199,14 @@ export function openLiveCapture(options: LiveCaptureOptions): Observable<Frame> 
       if (record.kind === 'frame') {
         if (linkType === undefined) throw new CaptureStreamError('capture stream: frame before the opened record', 0);
         const time = options.clock ? options.clock() : record.time;
+        delivered++;
         subscriber.next({ time, linkType, data: record.data, origLength: record.origLength, offset: -1 });
       } else if (record.kind === 'opened') {
         linkType = record.linkType;
         options.onOpened?.({ linkType, pid: child.pid ?? -1 });
+      } else if (record.kind === 'counters') {
+        counters = record.counters;
+        report();
       } else {
         reported = record.error;
       }
@@ -213,6 +248,7 @@ export function openLiveCapture(options: LiveCaptureOptions): Observable<Frame> 
     function stop(): void {
       if (stopped) return;
       stopped = true;
+      report();
       child.stdin?.end();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     }

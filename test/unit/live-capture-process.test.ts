@@ -98,8 +98,33 @@ describe('openLiveCapture (stand-in capture process)', () => {
 
   it('passes interface, filter and sizes to the process', async () => {
     fake('exit', '', 9);
-    const err = await errorOf({ ...BASE, snaplen: 128, bufferSize: 1 << 20 });
-    expect(err.message).toContain('options {"interface":"kw0","filter":"udp","snaplen":128,"bufferSize":1048576}');
+    const err = await errorOf({ ...BASE, snaplen: 128, bufferSize: 1 << 20, backlogBytes: 1 << 17 });
+    expect(err.message).toContain('options {"interface":"kw0","filter":"udp","snaplen":128,"bufferSize":1048576,"backlogBytes":131072}');
+  });
+
+  it('reports the capture process\'s counters with the frames delivered here, and once more when stopped (issue 8 item 8)', async () => {
+    const data = Buffer.from([1, 2, 3, 4]);
+    fake(
+      'wait',
+      records((w) => {
+        w.opened(1);
+        w.frame(1, data, 4, 4);
+        w.counters({ captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000 });
+        w.frame(2, data, 4, 4);
+      }),
+    );
+    const seen: object[] = [];
+    const frames = await firstValueFrom(openLiveCapture({ ...BASE, onCounters: (c) => seen.push(c) }).pipe(take(2), toArray()));
+    expect(frames.map((f) => f.time)).toEqual([1, 2]);
+    expect(seen).toEqual([
+      { captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, delivered: 1 },
+      { captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, delivered: 2 },
+    ]);
+  });
+
+  it('refuses a backlog outside 64 KiB - 1 GiB', async () => {
+    const err = await errorOf({ ...BASE, backlogBytes: 1000 });
+    expect(err.message).toMatch(/backlogBytes must be an integer from 65536/);
   });
 
   it('turns an error record into a LiveCaptureError of its kind, with a hint', async () => {

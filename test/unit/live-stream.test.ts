@@ -118,6 +118,40 @@ describe('capture stream', () => {
     expect((err as CaptureStreamError).offset).toBe(0);
   });
 
+  it('round-trips the capture process\'s counters, and rejects counters that are not counts', () => {
+    const c = { captured: 2 ** 40, shed: 3, backlogBytes: 0, maxBacklogBytes: 77 };
+    const bytes = encode((w) => {
+      w.opened(1);
+      w.counters(c);
+    });
+    expect(decodeAll(bytes, [7, 30])).toEqual([{ kind: 'opened', linkType: 1 }, { kind: 'counters', counters: c }]);
+    const body = Buffer.from('{"captured":-1,"shed":0,"backlogBytes":0,"maxBacklogBytes":0}');
+    const header = Buffer.alloc(RECORD_HEADER_BYTES);
+    header[0] = 4;
+    header.writeUInt32LE(body.length, 4);
+    expect(() => decodeAll(Buffer.concat([header, body]))).toThrow(/counters record field 'captured' is not a count at byte offset 0/);
+  });
+
+  it('keeps byte offsets right after a record split across chunks', () => {
+    const b = Uint8Array.from(SAMPLE);
+    const third = 2 * RECORD_HEADER_BYTES + 10; // the second frame record
+    b[third] = 9;
+    for (const cut of [3, RECORD_HEADER_BYTES + 3, RECORD_HEADER_BYTES + 25, third + 1]) {
+      expect(() => decodeAll(b, [cut])).toThrow(new RegExp(`unknown record kind 9 at byte offset ${third}$`));
+    }
+  });
+
+  it('frames of one chunk share one copy of it, never the caller\'s chunk', () => {
+    const chunk = Buffer.from(SAMPLE);
+    const recs: ChildRecord[] = [];
+    createRecordReader().push(chunk, (r) => recs.push(r));
+    const [a, b] = recs.filter((r) => r.kind === 'frame') as { data: Uint8Array }[];
+    expect(a.data.buffer).toBe(b.data.buffer);
+    expect(a.data.buffer).not.toBe(chunk.buffer);
+    chunk.fill(0);
+    expect([...a.data]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it('rejects an error record that is not the expected JSON', () => {
     const body = Buffer.from('{"kind":"bogus","message":"x"}');
     const header = Buffer.alloc(RECORD_HEADER_BYTES);
