@@ -192,7 +192,7 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
   const setName = (door: string, family: 4 | 6): string => ipsetName(prefix, door, family);
   let doors: Map<string, Door> | undefined;
   let setOwners = new Map<string, { door: string; family: 4 | 6 }>();
-  /** Rules init put in our chain per family (loopback, established and drop per port, one per door set). */
+  /** Rules init put in our chain (the same in each family); verify() expects exactly these. */
   let installedRules = 0;
 
   const ready = (): Map<string, Door> => {
@@ -277,12 +277,15 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
         .join('');
       await destroySets([...stale, ...wanted], creates);
       // 3. The real rules, again atomically per family.
+      let rules = 0;
       for (const f of families) {
-        await restore(f, buildIptablesRestore(chain, list, f.family, setName, { withSets: true, removeJumps: 0, addJump: false }));
+        const text = buildIptablesRestore(chain, list, f.family, setName, { withSets: true, removeJumps: 0, addJump: false });
+        await restore(f, text);
+        rules = text.split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
       }
       doors = indexed;
       setOwners = new Map(list.flatMap((d) => ([4, 6] as const).map((fam) => [setName(d.name, fam), { door: d.name, family: fam }] as const)));
-      installedRules = 1 + 2 * uniquePorts(list).length + list.length;
+      installedRules = rules;
       logger.info({ chain, sets: wanted }, 'iptables chain and ipsets installed');
     },
     async open(access) {
@@ -294,6 +297,9 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
     async close(access) {
       checkAccess(access, ready());
       await queue.close(access);
+    },
+    dropPending() {
+      queue.dropOpens('firewall stopping');
     },
     async shutdown() {
       await drain();

@@ -12,6 +12,41 @@ const NOW = 1_800_000_000_000;
 const door = { ...sshDoor, startCommand: ['on', '%IP%'], stopCommand: ['off', '%IP%'] };
 const access: Access = { door: 'ssh', source: '10.0.0.2', family: 4, ports: door.open, until: NOW + 5000 };
 
+describe('verify: are our rules still in the kernel?', () => {
+  it('nftables: our chain with its final drop, read without listing set elements', async () => {
+    let answer = { exitCode: 0, stdout: 'table inet knockwatch {\n\tchain input {\n\t\tmeta l4proto . th dport @ports drop\n\t}\n}\n', stderr: '' };
+    const rec = recorder((req) => (req.args[0] === 'list' && req.args[1] === 'chain' ? answer : undefined));
+    const fw = createFirewall('nftables', { runner: rec.runner, now: () => NOW, nftRefresh: 'add' });
+    await fw.init([door]);
+    expect(await fw.verify()).toBe(true);
+    expect(rec.calls.at(-1)?.args).toEqual(['list', 'chain', 'inet', 'knockwatch', 'input']);
+    answer = { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory' };
+    expect(await fw.verify()).toBe(false);
+    answer = { exitCode: 0, stdout: 'table inet knockwatch {\n\tchain input {\n\t}\n}\n', stderr: '' };
+    expect(await fw.verify()).toBe(false);
+  });
+
+  it('iptables: our chain with every rule init put there and exactly one jump, in both families', async () => {
+    let listing = '';
+    const rec = recorder((req) => (req.args.includes('-S') ? { stdout: listing } : undefined));
+    const fw = createFirewall('iptables', { runner: rec.runner, now: () => NOW });
+    await fw.init([door]);
+    const installed = rec.calls.filter((c) => c.file === 'iptables-restore').at(-1)?.input ?? '';
+    const rules = installed.split('\n').filter((l) => l.startsWith('-A KNOCKWATCH '));
+    expect(rules.length).toBeGreaterThan(2);
+    listing = ['-P INPUT ACCEPT', '-N KNOCKWATCH', '-A INPUT -j KNOCKWATCH', ...rules].join('\n');
+    expect(await fw.verify()).toBe(true);
+    for (const broken of [
+      ['-P INPUT ACCEPT', '-N KNOCKWATCH', ...rules], // iptables -F INPUT took the jump
+      ['-P INPUT ACCEPT', '-N KNOCKWATCH', '-A INPUT -j KNOCKWATCH'], // our chain flushed
+      ['-P INPUT ACCEPT'], // iptables -F; iptables -X
+    ]) {
+      listing = broken.join('\n');
+      expect(await fw.verify(), broken.join(' | ')).toBe(false);
+    }
+  });
+});
+
 describe('door commands once per access', () => {
   it('a refresh or re-application runs no start; a clean-stop close runs the stop but keeps the access in the firewall', async () => {
     const rec = recorder();
