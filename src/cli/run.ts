@@ -1,6 +1,8 @@
 // `knockwatch run [--config F] [--interface IF] [--firewall nftables|iptables|none]
-//                 [--capture pcap|ebpf] [--ebpf-hook tc|xdp] [--log-level L] [--log-format json|pretty]`
-// The daemon: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads the config.
+//                 [--capture pcap|ebpf] [--ebpf-hook tc|xdp] [--log-level L] [--log-format json|pretty]
+//                 [--netns NAME] [--remove-rules-on-exit] [--run-dir DIR]`
+// The daemon: SIGINT/SIGTERM stop cleanly (our rules stay), SIGHUP reloads the
+// config. One per network namespace (instance lock, exit status 3).
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
