@@ -28,6 +28,10 @@
 // context, and with libpcap's per-packet wake-ups one thread managed only
 // 80-120 k packets/s here, two 190-200 k), FLOOD_KNOCKS (1-10, default 5),
 // FLOOD_BACKENDS (default pcap,ebpf). eBPF runs on the daemon's default tc hook.
+// FLOOD_SCENARIOS (default capture,completions): `completions` is the spoofed
+// completions scenario of issue 8 (bench/flood-completions.mjs, its own
+// COMPLETIONS* settings): 30,000 spoofed knock sequences, then a real knock,
+// through each firewall.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -73,6 +77,13 @@ try {
   process.exit(2);
 }
 const { seconds: FLOOD_SECONDS, pps: FLOOD_PPS, knocks: KNOCKS, threads: FLOOD_THREADS, backends: BACKENDS } = settings;
+const SCENARIOS = (process.env.FLOOD_SCENARIOS ?? 'capture,completions').split(',').map((x) => x.trim());
+for (const x of SCENARIOS) {
+  if (x !== 'capture' && x !== 'completions') {
+    console.error(`bench:flood: FLOOD_SCENARIOS: unknown scenario '${x}' (capture, completions)`);
+    process.exit(2);
+  }
+}
 
 const SEQUENCE = [1234, 5678, 9012];
 const DOOR_PORT = 2222;
@@ -494,8 +505,17 @@ async function main() {
   );
 }
 
+/** The capture flood above, then the spoofed completions scenario (bench/flood-completions.mjs). */
+async function scenarios() {
+  if (SCENARIOS.includes('capture')) await main();
+  if (SCENARIOS.includes('completions')) {
+    if (SCENARIOS.includes('capture')) console.log('');
+    await (await import('./flood-completions.mjs')).main();
+  }
+}
+
 const t0 = performance.now();
-main().then(
+scenarios().then(
   () => {
     console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     process.exit(0);

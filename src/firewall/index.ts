@@ -128,6 +128,8 @@ export function withOrderingAndCommands(backend: FirewallAdapter, runner: Runner
         doors = new Map();
         await backend.shutdown();
       }),
+    // Not through the serializer: it must reach the queue while opens wait in it.
+    dropPending: () => backend.dropPending?.(),
     release: () =>
       serial.exclusive(async () => {
         doors = new Map();

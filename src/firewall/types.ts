@@ -44,6 +44,12 @@ export interface FirewallAdapter {
    */
   verify?(): Promise<boolean>;
   /**
+   * A stop is under way: refuse every open still waiting for the kernel (a
+   * flood can leave thousands queued); closes and the batch in flight still
+   * finish. Immediate, not ordered behind anything. Backends without a queue omit it.
+   */
+  dropPending?(): void;
+  /**
    * Accesses open right now, read back from the kernel (not from memory), so
    * the answer stays true after failed commands, kernel expiry or a restart.
    * One entry per door and source; `until` is the earliest expiry among its ports.

@@ -365,6 +365,25 @@ describe('nftables batching (issue 8: spoofed completions)', { timeout: 10_000 }
     expect(texts.join('')).not.toMatch(/198\.18\.0\.1(0[0-9]|1[0-9]|2[0-4]) /);
   });
 
+  it('dropPending (a stop): queued opens are refused at once, not applied; the batch in flight and closes finish', async () => {
+    const g = gated();
+    const fw = createFirewall('nftables', { runner: g.runner, now });
+    await fw.init([sshDoor]);
+    g.rec.calls.length = 0;
+    const inFlight = fw.open(access(1, NOW + 20_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const queued = Promise.allSettled([2, 3, 4].map((i) => fw.open(access(i, NOW + 20_000))));
+    const close = fw.close(access(5, 0));
+    await new Promise((r) => setTimeout(r, 20));
+    fw.dropPending?.();
+    const settled = await queued; // without waiting for the kernel
+    expect(settled.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((settled[0] as PromiseRejectedResult).reason).toMatchObject({ message: expect.stringMatching(/firewall stopping; queued open of door 'ssh' for 198\.18\.0\.2 dropped/) as string });
+    g.release();
+    await Promise.all([inFlight, close]);
+    expect(g.rec.calls.map((c) => c.input ?? '').join('')).not.toMatch(/198\.18\.0\.[234] /);
+  });
+
   it('a failing batch rejects every access in it with the command error; the next batch goes on', async () => {
     const g = gated();
     let fail = true;
