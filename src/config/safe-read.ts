@@ -89,18 +89,15 @@ export async function readTrustedFile(file: string, options: TrustedReadOptions)
     if (fst.dev !== st.dev || fst.ino !== st.ino) fail(`${real} was replaced while it was being opened`);
     rules.regularFile(real, fst);
     if (fst.size > options.maxBytes) fail(`file is ${fst.size} bytes; a ${options.what} may be at most ${options.maxBytes}`);
-    // Read at most one byte past the cap: the file may grow after the fstat.
-    const buf = Buffer.alloc(Math.min(fst.size, options.maxBytes) + 1);
+    // One byte more than fstat said, to notice a file that grows while we read it.
+    const buf = Buffer.alloc(fst.size + 1);
     let len = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, len, buf.length - len, null);
-      if (bytesRead === 0) break;
-      len += bytesRead;
-      if (len === buf.length) {
-        if (len > options.maxBytes) fail(`file is larger than ${options.maxBytes} bytes; a ${options.what} may be at most ${options.maxBytes}`);
-        break;
-      }
+      if (bytesRead === 0 || (len += bytesRead) === buf.length) break;
     }
+    // Written while we read it, the text could be half old, half new: never apply half a config.
+    if (len !== fst.size) fail(`${real} changed while it was being read (${fst.size} bytes when opened, ${len === buf.length ? 'more' : len} read); try again`);
     return buf.subarray(0, len);
   } catch (err) {
     if (err instanceof UntrustedFileError) throw err;

@@ -18,7 +18,16 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
   // What lstat saw just before the attacker swapped the entry: a regular file.
   const lstat = (path: string, ...rest: []) => fs.lstat(path.endsWith('raced.yaml') ? path.replace(/raced\.yaml$/, 'regular.yaml') : path, ...rest);
-  return { ...fs, default: { ...fs, lstat }, lstat };
+  // A file appended to after the fstat: the descriptor's size is what it was at open.
+  const open: typeof fs.open = async (path, ...rest) => {
+    const fh = await fs.open(path, ...rest);
+    if (String(path).endsWith('grown.yaml')) {
+      const stat = fh.stat.bind(fh);
+      Object.assign(fh, { stat: async () => Object.assign(await stat(), { size: 4 }) });
+    }
+    return fh;
+  };
+  return { ...fs, default: { ...fs, lstat, open }, lstat, open };
 });
 
 const { readTrustedFile, UntrustedFileError } = await import('../../src/config/safe-read.js');
@@ -45,5 +54,15 @@ describe('readTrustedFile: an entry swapped for a FIFO after the lstat', () => {
     clearTimeout(timer);
     expect(outcome).toBeInstanceOf(UntrustedFileError);
     expect((outcome as InstanceType<typeof UntrustedFileError>).reason).toBe('not a regular file (a FIFO): a config file must be a plain file');
+  });
+});
+
+describe('readTrustedFile: a file that changes while it is read', () => {
+  it('is refused rather than half read', async () => {
+    const grown = join(dir, 'grown.yaml');
+    writeFileSync(grown, 'doors: []\n');
+    const err: unknown = await readTrustedFile(grown, { maxBytes: 1024, what: 'config file', why: 'test', uid: 1000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UntrustedFileError);
+    expect((err as InstanceType<typeof UntrustedFileError>).reason).toBe(`${grown} changed while it was being read (4 bytes when opened, more read); try again`);
   });
 });
