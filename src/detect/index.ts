@@ -5,4 +5,7 @@ export { detectKnocks, runDetector } from './operator.js';
 export type { DetectKnocksOptions, RunDetectorOptions } from './operator.js';
 export { liveTicks } from './clock.js';
 export type { LiveTicksOptions } from './clock.js';
-export { REPEAT_MS, portKey } from './doors.js';
+export { REPEAT_MS } from './sequence.js';
+export { portKey } from './matcher.js';
+export { captureNeeds } from './capture-needs.js';
+export type { CaptureNeeds } from './capture-needs.js';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { KnockEvent } from '../../src/types.js';
 import { createDetector } from '../../src/detect/detector.js';
-import { compileDoors, portKey } from '../../src/detect/doors.js';
+import { compileDoors } from '../../src/detect/doors.js';
+import { portKey } from '../../src/detect/matcher.js';
 import { door, knock, tcp } from './detect-support.js';
 
 describe('door validation', () => {

@@ -211,3 +211,21 @@ describe('detector: restore (config reload)', () => {
     expect(c.take()).toEqual([`1000 close ssh ${B} shutdown`]);
   });
 });
+
+describe('detector: closeForReload', () => {
+  it('expires what is due, closes the selected accesses with reason reload, and keeps the rest on time', () => {
+    const detector = createDetector([door({ durationMs: 1000 }), door({ name: 'web', sequence: tcp(2000, 3000), durationMs: 60_000 })]);
+    const c = collector();
+    for (const ev of [...series(B, [2000, 3000], 0, 10), ...series(B, [1234, 5678, 9012], 50, 10), ...series(A, [1234, 5678, 9012], 100, 10)]) {
+      detector.onKnock(ev, c.emit);
+    }
+    c.take();
+    detector.closeForReload((a) => a.door === 'web', 1100, c.emit);
+    expect(c.take()).toEqual([`1070 close ssh ${B} expired`, `1100 close web ${B} reload`]);
+    expect(detector.openAccesses()).toEqual([{ door: 'ssh', source: A, until: 1120, ports: tcp(22) }]);
+    expect(detector.nextDeadline()).toBe(1120);
+    expect(detector.stats.closes).toBe(2);
+    detector.finish(c.emit);
+    expect(c.take()).toEqual([`1120 close ssh ${A} expired`]);
+  });
+});
