@@ -19,7 +19,7 @@ import { describeLab } from '../../support/lab.js';
 import { knockFrom, launchDaemon, lineFor, writeDoorConfig, type DaemonProcess, type TestDoor } from '../support/daemon.js';
 import { addSourcePool, type SourcePool } from '../support/sources.js';
 
-const DOOR: TestDoor = { sequence: [1234, 5678, 9012], windowMs: 3000, durationMs: 60_000, open: [2222] };
+const DOOR: TestDoor = { sequence: [1234, 5678, 9012], windowMs: 10_000, durationMs: 60_000, open: [2222] };
 const KNOCKS = 10;
 /** Pause between two address changes: with the `ip` process itself, ~5-10 changes a second. */
 const CHURN_PAUSE_MS = 60;
