@@ -11,12 +11,15 @@ cd "$(dirname "$0")/.."
 # the firewall backends; iproute2 builds the namespace lab; tcpdump and
 # wireshark-common (dumpcap) record fixtures and serve as test oracles; knockd is
 # the latency benchmark's comparison; clang/llvm/libbpf-dev/bpftool/libelf-dev/
-# zlib1g-dev/linux-libc-dev/pkg-config build the eBPF capture backend.
+# zlib1g-dev/linux-libc-dev/pkg-config build the eBPF capture backend;
+# systemd (systemd-analyze) checks deploy/knockwatch.service; podman/runc/
+# mmdebstrap build and run the Docker image (scripts/container-test.sh).
 PACKAGES=(
   libpcap-dev python3 make g++ pkg-config
   nftables iptables ipset iproute2 procps
   tcpdump wireshark-common knockd
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
+  systemd podman runc mmdebstrap
 )
 
 missing=()
