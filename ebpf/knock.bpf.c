@@ -248,7 +248,14 @@ static __always_inline int ipv6(void *ctx, int xdp, struct kw_packet *pk, __u32 
 			return transport(ctx, xdp, pk, l4, off, ip_end, more_fragments, link_cast);
 		if (l4 == IPPROTO_HOPOPTS && i != 0)
 			return KW_NOT; /* hop-by-hop only first */
-		if (l4 == IPPROTO_HOPOPTS || l4 == IPPROTO_ROUTING || l4 == IPPROTO_DSTOPTS) {
+		if (l4 == IPPROTO_ROUTING) {
+			if (off + 4 > ip_end || load(ctx, xdp, off, e, 4) < 0)
+				return KW_NOT;
+			if (e[3])
+				return KW_NOT; /* segments left: bound for another hop */
+			l4 = e[0];
+			off += ((__u32)e[1] + 1) * 8;
+		} else if (l4 == IPPROTO_HOPOPTS || l4 == IPPROTO_DSTOPTS) {
 			if (off + 2 > ip_end || load(ctx, xdp, off, e, 2) < 0)
 				return KW_NOT;
 			l4 = e[0];

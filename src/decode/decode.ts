@@ -9,7 +9,10 @@
 //  - headers are parsed as deep as Linux parses them: any number of IPv6
 //    extension headers (measured in the lab: 7, 12 and 40 destination-options
 //    headers, and a TCP header past byte 256, all drew an RST), hop-by-hop
-//    only first;
+//    only first; a routing header must have no segments left (else the
+//    packet is bound for another hop). Option contents are not checked:
+//    Linux also drops an unknown option whose type says "discard" (checked
+//    in the lab), which both backends count alike;
 //  - what the host drops, we ignore (each checked in the lab: no answer):
 //    an IPv4 header with a bad checksum, an IP length beyond the frame, a UDP
 //    length below 8 or beyond the packet, a TCP data offset below 5 or beyond
@@ -247,6 +250,11 @@ function ipv6(frame: Frame, off: number, stats: DecodeStats): KnockEvent | undef
       case 43: // routing
       case 60: // destination options: length in 8-octet units, not counting the first 8
         if (p + 2 > capEnd) return p + 2 > wireEnd ? malformed(stats, 'ipv6-ext-truncated') : ignored(stats, 'headers-not-captured');
+        if (next === 43) {
+          // With segments left the packet is on its way to another hop (Linux forwards or drops it).
+          if (p + 4 > capEnd) return p + 4 > wireEnd ? malformed(stats, 'ipv6-ext-truncated') : ignored(stats, 'headers-not-captured');
+          if (d[p + 3] !== 0) return ignored(stats, 'routing-segments-left');
+        }
         next = d[p];
         p += (d[p + 1] + 1) << 3;
         break;

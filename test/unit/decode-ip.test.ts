@@ -112,6 +112,12 @@ describe('IPv6 extension headers', () => {
     expect(decodeOne(ext({ type: 'hop-by-hop' }, { type: 'ah', size: 16 }), RAW).verdict).toBe('ignored:ah');
   });
 
+  it('ignores a routing header with segments left: the packet is bound for another hop (Linux answered ICMPv6 in the lab)', () => {
+    const p = ext({ type: 'routing', size: 24 });
+    expect(decodeOne(p, RAW).verdict).toBe('knock');
+    for (const left of [1, 255]) expect(decodeOne(withByte(p, 43, left), RAW).verdict).toBe('ignored:routing-segments-left');
+  });
+
   it('ignores non-first fragments', () => {
     expect(decodeOne(ext({ type: 'fragment', offset: 1, more: true }), RAW).verdict).toBe('ignored:fragment');
     expect(decodeOne(ext({ type: 'hop-by-hop' }, { type: 'fragment', offset: 185, more: false }), RAW).verdict).toBe('ignored:fragment');
