@@ -34,8 +34,9 @@ export interface CaptureErrorInfo {
 
 /**
  * The capture process's own counters, cumulative since it opened. cap 0.2.1
- * has no pcap_stats(), so the kernel ring's drops cannot be read; these say
- * what the process itself saw and dropped.
+ * has no pcap_stats(), so the kernel ring's drops (ps_drop) cannot be read;
+ * these say what the process itself saw and dropped, and what the interface
+ * dropped (libpcap's ps_ifdrop, from the same /proc/net/dev column).
  */
 export interface CaptureCounters {
   /** Packets cap handed to the process (they passed the kernel filter and the ring). */
@@ -45,9 +46,11 @@ export interface CaptureCounters {
   /** Bytes waiting to be read by knockwatch now, and the most there ever were. */
   readonly backlogBytes: number;
   readonly maxBacklogBytes: number;
+  /** Packets the interface (every interface for `any`) dropped on receive since the capture opened. */
+  readonly interfaceDrops: number;
 }
 
-const COUNTER_FIELDS = ['captured', 'shed', 'backlogBytes', 'maxBacklogBytes'] as const;
+const COUNTER_FIELDS = ['captured', 'shed', 'backlogBytes', 'maxBacklogBytes', 'interfaceDrops'] as const;
 
 export type ChildRecord =
   | { readonly kind: 'opened'; readonly linkType: number }
@@ -281,5 +284,11 @@ function parseCountersBody(bytes: Uint8Array, offset: number): CaptureCounters {
       throw new CaptureStreamError(`capture stream: counters record field '${f}' is not a count at byte offset ${offset}`, offset);
     }
   }
-  return { captured: v.captured as number, shed: v.shed as number, backlogBytes: v.backlogBytes as number, maxBacklogBytes: v.maxBacklogBytes as number };
+  return {
+    captured: v.captured as number,
+    shed: v.shed as number,
+    backlogBytes: v.backlogBytes as number,
+    maxBacklogBytes: v.maxBacklogBytes as number,
+    interfaceDrops: v.interfaceDrops as number,
+  };
 }

@@ -109,7 +109,7 @@ describe('openLiveCapture (stand-in capture process)', () => {
       records((w) => {
         w.opened(1);
         w.frame(1, data, 4, 4);
-        w.counters({ captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000 });
+        w.counters({ captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, interfaceDrops: 1 });
         w.frame(2, data, 4, 4);
       }),
     );
@@ -117,8 +117,8 @@ describe('openLiveCapture (stand-in capture process)', () => {
     const frames = await firstValueFrom(openLiveCapture({ ...BASE, onCounters: (c) => seen.push(c) }).pipe(take(2), toArray()));
     expect(frames.map((f) => f.time)).toEqual([1, 2]);
     expect(seen).toEqual([
-      { captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, delivered: 1 },
-      { captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, delivered: 2 },
+      { captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, interfaceDrops: 1, delivered: 1 },
+      { captured: 5, shed: 2, backlogBytes: 100, maxBacklogBytes: 4000, interfaceDrops: 1, delivered: 2 },
     ]);
   });
 

@@ -119,7 +119,7 @@ describe('capture stream', () => {
   });
 
   it('round-trips the capture process\'s counters, and rejects counters that are not counts', () => {
-    const c = { captured: 2 ** 40, shed: 3, backlogBytes: 0, maxBacklogBytes: 77 };
+    const c = { captured: 2 ** 40, shed: 3, backlogBytes: 0, maxBacklogBytes: 77, interfaceDrops: 9 };
     const bytes = encode((w) => {
       w.opened(1);
       w.counters(c);

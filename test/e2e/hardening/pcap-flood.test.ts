@@ -9,7 +9,7 @@
 // The 45-60 k packets/s proof is `npm run bench:flood-first`.
 //  1. The built daemon under a modest flood at port 1234 (bench/flood.c):
 //     every real knock opens, and the exit summary carries the capture
-//     counters (captured, delivered, shed, backlog).
+//     counters (captured, delivered, shed, backlog, interface drops).
 //  2. openLiveCapture with a small backlog and a consumer that stalls: the
 //     capture process keeps draining the ring, sheds beyond its backlog and
 //     says how many; frames flow again after the stall.
@@ -83,7 +83,7 @@ describeLab('pcap capture under a flood at the first knock port (issue 8 item 8)
     }
     const summary = daemon.find((l) => l.msg === 'live capture stopped').at(-1);
     expect(summary, 'the exit summary of the capture').toBeDefined();
-    for (const field of ['captured', 'delivered', 'shed', 'backlogBytes', 'maxBacklogBytes']) expect(typeof summary?.[field], field).toBe('number');
+    for (const field of ['captured', 'delivered', 'shed', 'backlogBytes', 'maxBacklogBytes', 'interfaceDrops']) expect(typeof summary?.[field], field).toBe('number');
     // The flood did reach the capture: its frames are counted, not silently lost.
     expect(Number(summary?.delivered)).toBeGreaterThan(KNOCKS * SEQUENCE.length);
   }, 120_000);
