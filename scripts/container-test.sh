@@ -89,10 +89,10 @@ build demo-sshd knockwatch-demo-sshd
 build demo-client knockwatch-demo-client
 say "image build (3 targets) in $((SECONDS - phase)) s"
 
-# The daemon runs as root in its container and refuses a config not owned by
-# root: mount a root-owned 0644 copy (what a user with a checkout of their own
-# does too, see compose.yaml).
-install -o root -g root -m 0644 deploy/compose/knockwatch.yaml "$work/knockwatch.yaml"
+# Like a user's checkout: the bind-mounted config belongs to someone else than
+# root (here nobody), mode 0644; compose.yaml's `--config-owner any` must let
+# the root daemon accept it, and the daemon must say so.
+install -o nobody -g nogroup -m 0644 deploy/compose/knockwatch.yaml "$work/knockwatch.yaml"
 export KNOCKWATCH_CONFIG="$work/knockwatch.yaml"
 
 phase=$SECONDS
@@ -138,5 +138,6 @@ while after="$(probe)"; [ "$after" != banner ]; do
 done
 say "after the knock: SSH banner on 2222"
 in_ns podman logs "$project-knockwatch" 2>&1 | grep -m1 '"access opened"' >&2 || { say "no 'access opened' in the knockwatch log"; exit 1; }
+in_ns podman logs "$project-knockwatch" 2>&1 | grep -m1 'accepted (--config-owner any)' >&2 || { say "no --config-owner log line"; exit 1; }
 say "compose scenario in $((SECONDS - phase)) s"
 say "ok (total $((SECONDS - started)) s)"

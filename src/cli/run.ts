@@ -1,8 +1,9 @@
-// `knockwatch run [--config F] [--interface IF] [--firewall nftables|iptables|none]
+// `knockwatch run [--config F] [--config-owner root|any] [--interface IF] [--firewall nftables|iptables|none]
 //                 [--capture pcap|ebpf] [--ebpf-hook tc|xdp] [--log-level L] [--log-format json|pretty]
 //                 [--netns NAME] [--remove-rules-on-exit] [--run-dir DIR]`
 // The daemon: SIGINT/SIGTERM stop cleanly (our rules stay), SIGHUP reloads the
 // config. One per network namespace (instance lock, exit status 3).
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
@@ -15,6 +16,9 @@ const USAGE = `usage: knockwatch run [options]
 Watches an interface for knocks and opens doors for sources that knock.
 
   -c, --config FILE        knockwatch config (default: the built-in ssh door)
+      --config-owner WHO   root (default) | any: as root, also accept a config file
+                           owned by another user, e.g. a container's read-only bind
+                           mount (still refused if group or others can write it)
   -i, --interface IF       capture interface, or 'any' (overrides the config)
   -f, --firewall KIND      nftables | iptables | none (overrides the config)
       --capture KIND       pcap | ebpf (overrides the config)
@@ -48,6 +52,8 @@ interface Overrides {
   interface?: string;
   firewall?: FirewallKind;
   capture?: CaptureKind;
+  /** --config-owner: who may own the config file (not a config setting). */
+  configOwner?: 'root' | 'any';
 }
 
 /**
@@ -57,7 +63,20 @@ interface Overrides {
  * capture backend that will run.
  */
 async function loadEffective(path: string | undefined, overrides: Overrides): Promise<KnockwatchConfig> {
-  return applyOverrides(await loadConfig(path, overrides.capture !== undefined ? { capture: overrides.capture } : {}), overrides);
+  const options = {
+    ...(overrides.capture !== undefined ? { capture: overrides.capture } : {}),
+    ...(overrides.configOwner !== undefined ? { fileOwner: overrides.configOwner } : {}),
+  };
+  return applyOverrides(await loadConfig(path, options), overrides);
+}
+
+/** Says so when --config-owner any let a config file that root does not own through. */
+async function logForeignOwner(logger: Logger, path: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const owner = await stat(path).then((st) => st.uid, () => undefined);
+  if (owner !== undefined && owner !== 0) {
+    logger.warn({ config: path, owner }, `config file owned by uid ${owner}, not root, accepted (--config-owner any)`);
+  }
 }
 
 function applyOverrides(config: KnockwatchConfig, o: Overrides): KnockwatchConfig {
@@ -78,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
       args: argv,
       options: {
         config: { type: 'string', short: 'c' },
+        'config-owner': { type: 'string' },
         interface: { type: 'string', short: 'i' },
         firewall: { type: 'string', short: 'f' },
         capture: { type: 'string' },
@@ -104,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(values.interface !== undefined ? { interface: values.interface } : {}),
       ...(values.firewall !== undefined ? { firewall: pick('firewall', values.firewall, FIREWALLS) } : {}),
       ...(values.capture !== undefined ? { capture: pick('capture', values.capture, CAPTURES) } : {}),
+      ...(values['config-owner'] !== undefined ? { configOwner: pick('config-owner', values['config-owner'], ['root', 'any'] as const) } : {}),
     };
     pick('ebpf-hook', values['ebpf-hook'], ['tc', 'xdp'] as const);
     logger = createLogger({ level, ...(format !== undefined ? { pretty: format === 'pretty' } : {}) });
@@ -120,6 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     logger.fatal({ err: (err as Error).message }, 'configuration refused');
     return 2;
   }
+  if (overrides.configOwner === 'any' && configPath !== undefined) await logForeignOwner(logger, configPath);
   if (config.firewall !== 'none' && typeof process.getuid === 'function' && process.getuid() !== 0) {
     logger.warn('not running as root: capture and firewall changes need CAP_NET_RAW and CAP_NET_ADMIN');
   }

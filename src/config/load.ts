@@ -19,6 +19,8 @@ export interface LoadOptions {
    * own or can write is read anyway (FIFOs and devices are still refused).
    */
   readonly ownershipRules?: boolean;
+  /** 'any': the file may belong to any user (safe-read.ts TrustedReadOptions.fileOwner). Default 'root'. */
+  readonly fileOwner?: 'root' | 'any';
 }
 
 /** No path: the defaults. Otherwise the file, read safely and validated; ConfigError on any problem. */
@@ -32,7 +34,7 @@ export async function loadConfig(path?: string, options: LoadOptions = {}): Prom
 }
 
 /** The file's text, or a ConfigError naming the file and why it was not read. */
-export async function readConfigText(path: string, options: Pick<LoadOptions, 'uid' | 'ownershipRules'> = {}): Promise<string> {
+export async function readConfigText(path: string, options: Pick<LoadOptions, 'uid' | 'ownershipRules' | 'fileOwner'> = {}): Promise<string> {
   let bytes: Buffer;
   try {
     bytes = await readTrustedFile(path, {
@@ -41,6 +43,7 @@ export async function readConfigText(path: string, options: Pick<LoadOptions, 'u
       why: WHY_ROOT_OWNS,
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.ownershipRules !== undefined ? { ownershipRules: options.ownershipRules } : {}),
+      ...(options.fileOwner !== undefined ? { fileOwner: options.fileOwner } : {}),
     });
   } catch (err) {
     if (!(err instanceof UntrustedFileError)) throw err;

@@ -53,6 +53,13 @@ export interface TrustedReadOptions {
    * nothing (`replay` runs no command and changes no firewall). Default true.
    */
   readonly ownershipRules?: boolean;
+  /**
+   * 'any': the file itself may belong to any user (it must still not be
+   * writable by group or others, and every directory on its path must be
+   * root's). For a container's read-only bind mount, which keeps the host
+   * file's owner (`run --config-owner any`). Default 'root'.
+   */
+  readonly fileOwner?: 'root' | 'any';
 }
 
 /** A file that cannot be read safely; `reason` says why, naming the path at fault. */
@@ -72,7 +79,7 @@ export async function readTrustedFile(file: string, options: TrustedReadOptions)
   const fail = (reason: string): never => {
     throw new UntrustedFileError(file, reason);
   };
-  const rules = trustRules(uid === 0 && options.ownershipRules !== false, file, options.why, fail);
+  const rules = trustRules(uid === 0 && options.ownershipRules !== false, file, options.why, fail, options.fileOwner ?? 'root');
   const { real, st } = await walk(file, rules, fail, options.what);
   if (!st.isFile()) fail(`not a regular file (${fileKind(st)}): a ${options.what} must be a plain file`);
 
@@ -114,7 +121,7 @@ interface TrustRules {
 }
 
 /** The ownership rules; none when not root. */
-function trustRules(strict: boolean, file: string, why: string, fail: (reason: string) => never): TrustRules {
+function trustRules(strict: boolean, file: string, why: string, fail: (reason: string) => never, fileOwner: 'root' | 'any'): TrustRules {
   if (!strict) return { directory() {}, symlink() {}, regularFile() {} };
   const consequence = `whoever can write it can replace ${file} (${why})`;
   return {
@@ -130,7 +137,7 @@ function trustRules(strict: boolean, file: string, why: string, fail: (reason: s
     },
     regularFile(path, st) {
       const named = path === file ? path : `${path} (the real file)`;
-      if (st.uid !== 0) fail(`${named} is owned by uid ${st.uid}, not root: ${why}; chown root ${path}`);
+      if (st.uid !== 0 && fileOwner === 'root') fail(`${named} is owned by uid ${st.uid}, not root: ${why}; chown root ${path}`);
       if ((st.mode & 0o022) !== 0) fail(`${named} is writable by ${writers(st)} (mode ${modeText(st)}): ${why}; chmod go-w ${path}`);
     },
   };
