@@ -3,7 +3,20 @@
 // tcpdump in test/e2e/decode-real.test.ts).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ethernet, nullLoopback, openbsdLoop, parseAddress, sll, sll2, tcpSyn, TcpFlag, udp } from '../../src/lab/packets.js';
+import {
+  ethernet,
+  nullLoopback,
+  openbsdLoop,
+  parseAddress,
+  sll,
+  sll2,
+  tcpSyn,
+  TcpFlag,
+  udp,
+  withBadIpv4Checksum,
+  withIpv4TotalLength,
+  withUdpLength,
+} from '../../src/lab/packets.js';
 
 /** RFC 1071 sum over Buffer words; a correct checksum field makes the total 0xffff. */
 function onesSum(...parts: Buffer[]): number {
@@ -122,5 +135,31 @@ describe('packet builders', () => {
     expect(Buffer.from(nullLoopback(p, { byteOrder: 'big' })).readUInt32BE(0)).toBe(2);
     expect(Buffer.from(openbsdLoop(q)).readUInt32BE(0)).toBe(24);
     expect(ethernet(p, { pad: true }).length).toBe(60);
+  });
+});
+
+describe('hostile variants', () => {
+  const syn = tcpSyn({ src: '192.0.2.1', dst: '192.0.2.2', sport: 1, dport: 2, ipv4Options: Uint8Array.of(1, 1, 1, 1) });
+  const header = (p: Uint8Array): Buffer => Buffer.from(p.subarray(0, (p[0] & 0x0f) * 4));
+
+  it('withIpv4TotalLength changes only the length and keeps the header checksum valid', () => {
+    const p = withIpv4TotalLength(syn, 200);
+    expect(Buffer.from(p).readUInt16BE(2)).toBe(200);
+    expect(onesSum(header(p))).toBe(0xffff);
+    expect(p.length).toBe(syn.length);
+    expect(Buffer.from(syn).readUInt16BE(2)).toBe(syn.length); // the original is untouched
+  });
+
+  it('withBadIpv4Checksum leaves a header that does not sum to 0xffff', () => {
+    expect(onesSum(header(withBadIpv4Checksum(syn)))).not.toBe(0xffff);
+  });
+
+  it('withUdpLength sets the UDP length field of IPv4 and plain IPv6 datagrams, and refuses anything else', () => {
+    const u4 = udp({ src: '192.0.2.1', dst: '192.0.2.2', sport: 1, dport: 2, payload: 'x' });
+    const u6 = udp({ src: '2001:db8::1', dst: '2001:db8::2', sport: 1, dport: 2 });
+    expect(Buffer.from(withUdpLength(u4, 0)).readUInt16BE(20 + 4)).toBe(0);
+    expect(Buffer.from(withUdpLength(u6, 7)).readUInt16BE(40 + 4)).toBe(7);
+    expect(() => withUdpLength(syn, 0)).toThrow(/not a UDP datagram/);
+    expect(() => withIpv4TotalLength(u6, 0)).toThrow(/not an IPv4 packet/);
   });
 });
