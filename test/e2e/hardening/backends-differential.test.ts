@@ -50,9 +50,14 @@ const DECISIONS = new Set(['knock', 'sequence progress', 'sequence reset', 'acce
 const ebpfReason = labSkipReason === undefined ? await ebpfUnavailableReason() : undefined;
 if (ebpfReason !== undefined) console.warn(`[skipped] backends differential: ${ebpfReason}`);
 
-/** Sends length-prefixed frames from stdin out of an interface, in order. */
+/**
+ * Sends length-prefixed frames from stdin out of an interface, in order,
+ * pinned to one CPU: veth hands each frame to the sending CPU's backlog, so
+ * the frames of a sequence are received (and captured) in the order sent.
+ */
 const INJECT = `
-import socket, struct, sys
+import os, socket, struct, sys
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))
 data = sys.stdin.buffer.read()
@@ -148,9 +153,7 @@ async function inject(lab: Lab, frames: readonly Uint8Array[]): Promise<void> {
     size.writeUInt16LE(f.length);
     parts.push(size, Buffer.from(f));
   }
-  // Pinned to one CPU: veth hands each frame to the sending CPU's backlog, so
-  // the frames of a sequence are received (and captured) in the order sent.
-  const r = await lab.run(lab.client, ['taskset', '-c', '0', 'python3', '-c', INJECT, lab.client.ifname], { input: Buffer.concat(parts) });
+  const r = await lab.run(lab.client, ['python3', '-c', INJECT, lab.client.ifname], { input: Buffer.concat(parts) });
   if (r.exitCode !== 0 || Number(r.stdout) !== frames.length) throw new Error(`injector failed (${r.exitCode}): ${r.stderr}`);
 }
 
