@@ -3,7 +3,8 @@
 // gives it: run as an unprivileged user holding only the unit's ambient
 // capabilities (setpriv, like systemd's User= + AmbientCapabilities= +
 // CapabilityBoundingSet= + NoNewPrivileges=), in a lab namespace, it drops the
-// door port and opens it for a knocking source, with nftables and with iptables.
+// door port and opens it for a knocking source, with nftables and with iptables,
+// and with eBPF capture holding the unit's plus the eBPF drop-in's capabilities.
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectFrom, startGreetingService } from '../../src/lab/connect.js';
 import { isCaptureReady, type DaemonLogLine } from '../../src/lab/daemon-process.js';
 import { createLab, type Lab } from '../../src/lab/netns.js';
-import type { FirewallKind } from '../../src/types.js';
-import { describeLab } from '../support/lab.js';
-import { knockFrom, requireBuiltCli, writeDoorConfig } from './support/daemon.js';
+import { ebpfUnavailableReason } from '../../src/capture/ebpf.js';
+import { describeLab, labSkipReason } from '../support/lab.js';
+import { knockFrom, requireBuiltCli, writeDoorConfig, type Backend } from './support/daemon.js';
 
 const UNIT = fileURLToPath(new URL('../../deploy/knockwatch.service', import.meta.url));
 const EBPF_DROPIN = fileURLToPath(new URL('../../deploy/knockwatch.service.d/ebpf.conf', import.meta.url));
@@ -114,7 +115,7 @@ interface UnprivilegedDaemon {
  * nobody, no supplementary groups, the unit's capabilities as inheritable,
  * ambient and bounding set, no_new_privs. What systemd does for the unit.
  */
-function launchUnprivileged(lab: Lab, configPath: string, firewall: FirewallKind, caps: readonly string[], runDir: string | undefined): UnprivilegedDaemon {
+function launchUnprivileged(lab: Lab, configPath: string, backend: Backend, caps: readonly string[], runDir: string | undefined): UnprivilegedDaemon {
   const set = caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
   const argv = [
     'setpriv',
@@ -134,9 +135,9 @@ function launchUnprivileged(lab: Lab, configPath: string, firewall: FirewallKind
     '--interface',
     'kw0',
     '--firewall',
-    firewall,
+    backend.firewall,
     '--capture',
-    'pcap',
+    backend.capture,
     '--log-format',
     'json',
     ...(runDir !== undefined ? ['--run-dir', runDir] : []),
@@ -191,15 +192,25 @@ async function procStatus(pid: number): Promise<Record<string, string>> {
   return Object.fromEntries(text.split('\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
 }
 
-/** The capability mask of these names (CAP_NET_ADMIN = 12, CAP_NET_RAW = 13). */
+/** The capability mask of these names (linux/capability.h numbers). */
 function capMask(caps: readonly string[]): bigint {
-  const bits: Record<string, number> = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 };
+  const bits: Record<string, number> = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13, CAP_PERFMON: 38, CAP_BPF: 39 };
   return caps.reduce((m, c) => m | (1n << BigInt(bits[c])), 0n);
 }
 
+const BACKENDS: readonly (Backend & { readonly dropIn?: string })[] = [
+  { firewall: 'nftables', capture: 'pcap' },
+  { firewall: 'iptables', capture: 'pcap' },
+  // The eBPF drop-in's capabilities on top of the unit's.
+  { firewall: 'nftables', capture: 'ebpf', dropIn: EBPF_DROPIN },
+];
+const ebpfSkip = labSkipReason === undefined ? await ebpfUnavailableReason() : undefined;
+if (ebpfSkip) console.warn(`[skipped] unprivileged daemon with eBPF capture: ${ebpfSkip}`);
+
 describeLab("the daemon as an unprivileged user with only the unit's capabilities", () => {
-  for (const firewall of ['nftables', 'iptables'] as const) {
-    describe(firewall, () => {
+  for (const backend of BACKENDS) {
+    const { firewall, capture } = backend;
+    describe.skipIf(capture === 'ebpf' && ebpfSkip !== undefined)(`${firewall} + ${capture}`, () => {
       let lab: Lab;
       let dir: string;
       let daemon: UnprivilegedDaemon;
@@ -207,11 +218,12 @@ describeLab("the daemon as an unprivileged user with only the unit's capabilitie
 
       beforeAll(async () => {
         caps = unitValues(await readFile(UNIT, 'utf8'), 'AmbientCapabilities');
-        lab = await createLab(`svc${firewall.slice(0, 3)}`);
+        if (backend.dropIn) caps = [...caps, ...unitValues(await readFile(backend.dropIn, 'utf8'), 'AmbientCapabilities')];
+        lab = await createLab(`svc${firewall.slice(0, 3)}${capture}`);
         dir = await mkdtemp(join(tmpdir(), 'knockwatch-svc-'));
         await chmod(dir, 0o755); // the unprivileged daemon reads its config from here
         const configPath = join(dir, 'knockwatch.yaml');
-        await writeDoorConfig(configPath, { sequence: SEQUENCE, windowMs: 5000, durationMs: 30_000, open: [DOOR_PORT] }, firewall, 'pcap');
+        await writeDoorConfig(configPath, { sequence: SEQUENCE, windowMs: 5000, durationMs: 30_000, open: [DOOR_PORT] }, firewall, capture);
         await chmod(configPath, 0o644);
         await startGreetingService(lab, lab.server, DOOR_PORT, 'hello from 2222');
         // What RuntimeDirectory=knockwatch + RuntimeDirectoryMode=0750 give the
@@ -224,7 +236,7 @@ describeLab("the daemon as an unprivileged user with only the unit's capabilitie
           await mkdir(runDir, { mode: 0o750 });
           await chown(runDir, UNPRIVILEGED.uid, UNPRIVILEGED.gid);
         }
-        daemon = launchUnprivileged(lab, configPath, firewall, caps, runDir);
+        daemon = launchUnprivileged(lab, configPath, backend, caps, runDir);
         await daemon.waitFor(isCaptureReady, 'capture-ready line', 20_000);
       });
       afterAll(async () => {
