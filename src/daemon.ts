@@ -14,7 +14,7 @@ import { decodeFrames } from './decode/operator.js';
 import { createDetector, liveTicks, runDetector, type Detector } from './detect/index.js';
 import { accessFromDecision, accessKeyFromDecision, createFirewall, type Firewall } from './firewall/index.js';
 import { watchFirewallState, type StateWatch } from './firewall/state-watch.js';
-import { ledgerAccess, splitForReload } from './ledger.js';
+import { endsOnReload, ledgerAccess } from './ledger.js';
 import type { Logger } from './log.js';
 import type { Decision, Frame, KnockEvent, KnockwatchConfig } from './types.js';
 import { formatPort } from './types.js';
@@ -180,13 +180,14 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
 
   async function reload(next: KnockwatchConfig): Promise<void> {
     pipeline?.unsubscribe();
-    // Closes already due go out first (with their stop commands), so every
-    // access left in the ledger is live.
-    detector.advanceTo(wallClock(), act);
+    // Under the old doors, so the stop command is the one whose start command
+    // ran: closes already due, then accesses whose door the reload removes or
+    // changes (reason 'reload').
     const now = wallClock();
-    const { carried, ended } = splitForReload(detector.openAccesses(), config.doors, next.doors, now);
-    // Ended under the old doors, so the stop command is the one whose start command ran.
-    for (const d of ended) act(d);
+    const before = detector.stats.closes;
+    detector.closeForReload(endsOnReload(config.doors, next.doors), now, act);
+    const closed = detector.stats.closes - before;
+    const carried = detector.openAccesses();
     await settle();
     await firewall.init(next.doors);
     config = next;
@@ -199,7 +200,7 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     }
     await settle();
     startPipeline();
-    log.info({ doors: next.doors.map((d) => d.name), carried: carried.length, ended: ended.length }, 'configuration reloaded');
+    log.info({ doors: next.doors.map((d) => d.name), carried: carried.length, closed }, 'configuration reloaded');
   }
 
   return {

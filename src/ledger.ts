@@ -4,7 +4,7 @@
 // operation, so the ledger's deadlines compare with the wall clock.
 import type { OpenAccess } from './detect/index.js';
 import { accessFromDecision, type Access } from './firewall/index.js';
-import type { CloseDecision, Door, OpenDecision } from './types.js';
+import type { Door, OpenDecision } from './types.js';
 
 function asOpen(a: OpenAccess, now: number): OpenDecision {
   return { type: 'open', door: a.door, source: a.source, time: now, until: a.until, ports: a.ports, refreshed: true };
@@ -19,24 +19,16 @@ const sameCommand = (x: readonly string[] | undefined, y: readonly string[] | un
   x === y || (x !== undefined && y !== undefined && x.length === y.length && x.every((arg, i) => arg === y[i]));
 
 /**
- * Which accesses survive a reload to `doors`. An access is carried (same
- * deadline, no start command again) when its door still exists, still opens
- * every port it holds and has the same start/stop commands: its stop command,
- * run at the close, then balances the start command that ran at the open.
- * Otherwise it ends now, reason 'reload', with the old door's stop command.
- * A changed sequence, window or duration does not end it. Call it after
- * the detector has emitted the closes due by `now` (advanceTo), so every
- * access here is live.
+ * Whether a reload to `doors` ends an access (for Detector.closeForReload).
+ * An access is carried (same deadline, no start command again) when its door
+ * still exists, still opens every port it holds and has the same start/stop
+ * commands: its stop command, run at the close, then balances the start
+ * command that ran at the open. Otherwise it ends now, reason 'reload', with
+ * the old door's stop command. A changed sequence, window or duration does
+ * not end it.
  */
-export function splitForReload(
-  accesses: readonly OpenAccess[],
-  before: readonly Door[],
-  doors: readonly Door[],
-  now: number,
-): { carried: OpenAccess[]; ended: CloseDecision[] } {
-  const carried: OpenAccess[] = [];
-  const ended: CloseDecision[] = [];
-  for (const a of accesses) {
+export function endsOnReload(before: readonly Door[], doors: readonly Door[]): (access: OpenAccess) => boolean {
+  return (a) => {
     const old = before.find((d) => d.name === a.door);
     const door = doors.find((d) => d.name === a.door);
     const keeps =
@@ -44,8 +36,6 @@ export function splitForReload(
       a.ports.every((p) => door.open.some((o) => o.port === p.port && o.protocol === p.protocol)) &&
       sameCommand(old?.startCommand, door.startCommand) &&
       sameCommand(old?.stopCommand, door.stopCommand);
-    if (keeps) carried.push(a);
-    else ended.push({ type: 'close', time: now, door: a.door, source: a.source, ports: a.ports, reason: 'reload' });
-  }
-  return { carried, ended };
+    return !keeps;
+  };
 }

@@ -1,7 +1,7 @@
 // What a config reload carries over and what it ends (src/ledger.ts): the
 // rule that keeps start_command/stop_command balanced (issue 8 item 5).
 import { describe, expect, it } from 'vitest';
-import { ledgerAccess, splitForReload } from '../../src/ledger.js';
+import { endsOnReload, ledgerAccess } from '../../src/ledger.js';
 import type { Door } from '../../src/types.js';
 
 const ssh: Door = {
@@ -16,14 +16,14 @@ const ssh: Door = {
 const NOW = 1_800_000_000_000;
 const access = { door: 'ssh', source: '192.0.2.7', until: NOW + 10_000, ports: [{ port: 22, protocol: 'tcp' as const }] };
 
-describe('splitForReload', () => {
+describe('endsOnReload', () => {
   it('carries an access over an identical config, a new sequence, window or duration', () => {
     for (const next of [ssh, { ...ssh, sequence: [{ port: 4000, protocol: 'udp' as const }], windowMs: 1000, durationMs: 1000 }]) {
-      expect(splitForReload([access], [ssh], [next], NOW)).toEqual({ carried: [access], ended: [] });
+      expect(endsOnReload([ssh], [next])(access)).toBe(false);
     }
   });
 
-  it('ends it (reason reload, now) when the door is removed, loses a port the access holds, or its start/stop command changes', () => {
+  it('ends it when the door is removed, loses a port the access holds, or its start/stop command changes', () => {
     const changed: Door[][] = [
       [],
       [{ ...ssh, name: 'web' }],
@@ -33,18 +33,15 @@ describe('splitForReload', () => {
       [{ ...ssh, stopCommand: undefined }],
     ];
     for (const doors of changed) {
-      expect(splitForReload([access], [ssh], doors, NOW)).toEqual({
-        carried: [],
-        ended: [{ type: 'close', time: NOW, door: 'ssh', source: '192.0.2.7', ports: access.ports, reason: 'reload' }],
-      });
+      expect(endsOnReload([ssh], doors)(access)).toBe(true);
     }
   });
 
   it('a door that gains ports or commands it did not have changes; one that keeps none on both sides does not', () => {
     const bare: Door = { ...ssh, startCommand: undefined, stopCommand: undefined };
-    expect(splitForReload([access], [bare], [bare], NOW).carried).toEqual([access]);
-    expect(splitForReload([access], [bare], [ssh], NOW).ended).toHaveLength(1);
-    expect(splitForReload([access], [ssh], [{ ...ssh, open: [...ssh.open, { port: 80, protocol: 'tcp' }] }], NOW).carried).toEqual([access]);
+    expect(endsOnReload([bare], [bare])(access)).toBe(false);
+    expect(endsOnReload([bare], [ssh])(access)).toBe(true);
+    expect(endsOnReload([ssh], [{ ...ssh, open: [...ssh.open, { port: 80, protocol: 'tcp' }] }])(access)).toBe(false);
   });
 });
 
