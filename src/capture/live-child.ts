@@ -19,11 +19,11 @@
 // this process stopped reading whenever knockwatch fell behind, the kernel
 // ring (512 slots with cap's 64 KiB snaplen: 10 ms at 50 k packets/s)
 // overflowed, and only 9-25 % of the frames reached knockwatch, real knocks
-// lost at random with them. Now the ring is drained as fast as cap calls us,
-// knockwatch works off the backlog at its own pace (packet times are taken
-// here, so windows are unaffected), and only a backlog past `backlogBytes`
-// sheds frames - counted and reported, unlike the kernel's ring drops, which
-// cap cannot read (no pcap_stats). Where the rest went, measured at 60 k
+// lost at random with them, uncounted. Now the ring is drained as fast as
+// cap calls us, knockwatch works off a bounded backlog at its own pace
+// (packet times are taken here, so windows are unaffected), and a backlog past
+// `backlogBytes` sheds frames - counted and reported, unlike the kernel's ring
+// drops, which cap cannot read (no pcap_stats). Where the rest went, measured at 60 k
 // packets/s on a 2-core VM at load 15: all 300 k reached the interface (no
 // interface or softnet drops), the ring passed 73 % of them with 32 MiB
 // (85 % with 128 MiB): the rest is this process losing the CPU for longer

@@ -57,9 +57,12 @@ export interface LiveCaptureOptions {
   /** Kernel capture ring size in bytes (default 32 MiB: 512 packets, see above). */
   readonly bufferSize?: number;
   /**
-   * Bytes of frames the capture process may hold for us while we are busy
-   * (default 16 MiB: ~220 k SYN records, seconds of a flood); beyond it, it
-   * sheds frames and counts them.
+   * Bytes of frames the capture process may hold for us while we are busy;
+   * beyond it, it sheds frames and counts them. Default 2 MiB: ~28 k SYN
+   * records, about a second of work for knockwatch on a loaded 2-core VM.
+   * A deeper backlog loses nothing but turns into latency: with 16 MiB under
+   * 60 k packets/s at the first knock port every knock was seen, but more
+   * than 10 s late, after every client had given up (bench:flood-first).
    */
   readonly backlogBytes?: number;
   /** Called with cumulative counters about once a second, and once more when the capture ends. */
@@ -78,7 +81,7 @@ export interface LiveCaptureOptions {
 
 export const DEFAULT_SNAPLEN = 65_535;
 export const DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_BACKLOG_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_BACKLOG_BYTES = 2 * 1024 * 1024;
 /** Kinds for which retrying the same open cannot help. */
 export const FATAL_CAPTURE_ERRORS: readonly LiveCaptureErrorKind[] = ['permission', 'filter', 'addon'];
 
