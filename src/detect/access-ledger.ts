@@ -41,7 +41,13 @@ interface Access {
 export interface AccessLedger {
   readonly opens: number;
   readonly closes: number;
-  /** True when some close is due at t (cheap: checked on every packet). */
+  /**
+   * [0]: never later than the next close's deadline (+Infinity when none), so
+   * the per-packet test `nextClose[0] <= t` is a read, not a call that would box
+   * the packet time (see SourceTable.oldestActivity for the measurement).
+   */
+  readonly nextClose: Float64Array;
+  /** True when some close is due at t. */
   due(t: number): boolean;
   /** Emits every close with deadline <= upTo, in deadline order. */
   closeDue(upTo: number, emit: Emit): void;
@@ -61,7 +67,7 @@ export function createAccessLedger(doors: readonly LedgerDoor[], clock: Float64A
   const byDoor: Map<string, Access>[] = doors.map(() => new Map<string, Access>());
   const heap: DeadlineHeap<Access> = createDeadlineHeap<Access>();
   // Cached top deadline so the hot path tests one number, not the heap.
-  let nextClose = Infinity;
+  const next = new Float64Array([Infinity]);
   let seq = 0;
   let opens = 0;
   let closes = 0;
@@ -76,7 +82,7 @@ export function createAccessLedger(doors: readonly LedgerDoor[], clock: Float64A
       heap.pop();
       push(top.value);
     }
-    nextClose = heap.peek()?.deadline ?? Infinity;
+    next[0] = heap.peek()?.deadline ?? Infinity;
   }
 
   function close(a: Access, time: number, reason: 'expired' | 'shutdown' | 'reload', emit: Emit): void {
@@ -85,7 +91,7 @@ export function createAccessLedger(doors: readonly LedgerDoor[], clock: Float64A
   }
 
   function closeDue(upTo: number, emit: Emit): void {
-    for (settleTop(); heap.size > 0 && nextClose <= upTo; settleTop()) {
+    for (settleTop(); heap.size > 0 && next[0] <= upTo; settleTop()) {
       const a = heap.pop()!.value;
       byDoor[a.door.index].delete(a.source);
       if (a.until > clock[0]) clock[0] = a.until;
@@ -109,7 +115,7 @@ export function createAccessLedger(doors: readonly LedgerDoor[], clock: Float64A
     const a: Access = { door, source, ports: door.ports, until: t + door.durationMs, seq: ++seq };
     byDoor[door.index].set(source, a);
     push(a);
-    if (a.until < nextClose) nextClose = a.until;
+    if (a.until < next[0]) next[0] = a.until;
     emit({ type: 'open', time: t, door: door.name, source, ports: door.ports, until: a.until, refreshed: false });
   }
 
@@ -162,7 +168,7 @@ export function createAccessLedger(doors: readonly LedgerDoor[], clock: Float64A
     const a: Access = { door, source: access.source, ports, until: access.until, seq: ++seq };
     byDoor[door.index].set(a.source, a);
     push(a);
-    if (a.until < nextClose) nextClose = a.until;
+    if (a.until < next[0]) next[0] = a.until;
   }
 
   function nextDeadline(): number | undefined {
@@ -183,7 +189,8 @@ export function createAccessLedger(doors: readonly LedgerDoor[], clock: Float64A
     get closes(): number {
       return closes;
     },
-    due: (t) => nextClose <= t,
+    nextClose: next,
+    due: (t) => next[0] <= t,
     closeDue,
     open,
     shutdown,

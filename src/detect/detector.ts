@@ -95,6 +95,9 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
   const ledger = createAccessLedger(compiled, clock);
   const table = createSourceTable<Emit>({ maxSources: options.maxSources ?? DEFAULT_MAX_SOURCES, horizonMs, slots: doorCount, onDrop: resetAll });
   let resets = 0;
+  // Read, not called, on every packet (why: SourceTable.oldestActivity).
+  const nextClose = ledger.nextClose;
+  const oldestActivity = table.oldestActivity;
 
   // The one sink every matcher reports to; `at` says for which knock, so no
   // closure or object is made per knock.
@@ -146,8 +149,8 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
 
   function onKnock(ev: KnockEvent, emit: Emit): void {
     const t = advanceClock(ev.time);
-    if (ledger.due(t)) ledger.closeDue(t, emit);
-    if (table.hasStale(t)) table.expire(t, emit);
+    if (nextClose[0] <= t) ledger.closeDue(t, emit);
+    if (t - oldestActivity[0] > horizonMs) table.expire(t, emit);
     const port = ev.port;
     const protocol = ev.protocol;
     // `& 0xffff` keeps only 16-bit integers equal to themselves (rejects NaN, fractions, negatives).
@@ -159,6 +162,11 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
       if (firstStepMask[key] !== 1) return;
       entry = table.add(ev.source, ev.sourceFold, t, emit);
     }
+    handle(entry, ev, key, t, emit);
+  }
+
+  /** One knock against every door, for a source that has state. */
+  function handle(entry: SourceEntry, ev: KnockEvent, key: number, t: number, emit: Emit): void {
     at.emit = emit;
     at.entry = entry;
     at.ev = ev;

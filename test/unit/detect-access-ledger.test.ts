@@ -53,6 +53,19 @@ describe('access ledger', () => {
     expect(lines).toEqual(['100 close ssh a expired', '100 close web b expired', '100 close web c expired']);
   });
 
+  it('nextClose[0] is never later than the next deadline, and exact once settled', () => {
+    const { l, emit } = ledger();
+    expect(l.nextClose[0]).toBe(Infinity);
+    l.open(ssh, 'a', 0, emit);
+    expect(l.nextClose[0]).toBe(100);
+    l.open(ssh, 'a', 50, emit); // refreshed to 150: the cached value may stay early, never late
+    expect(l.nextClose[0]).toBeLessThanOrEqual(150);
+    expect(l.nextDeadline()).toBe(150);
+    expect(l.nextClose[0]).toBe(150);
+    l.closeDue(150, emit);
+    expect(l.nextClose[0]).toBe(Infinity);
+  });
+
   it('closes advance the shared packet clock', () => {
     const { l, emit, clock } = ledger();
     clock[0] = 5;

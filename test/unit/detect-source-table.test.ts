@@ -79,6 +79,23 @@ describe('source table', () => {
     expect(t.hasStale(151)).toBe(true);
   });
 
+  it('oldestActivity follows the oldest entry, even a lone entry touched in place', () => {
+    const { t } = table(10, 100);
+    expect(t.oldestActivity[0]).toBe(Infinity);
+    const a = t.add('a', 1, 5, 'x');
+    expect(t.oldestActivity[0]).toBe(5);
+    t.touch(a, 50);
+    expect(t.oldestActivity[0]).toBe(50);
+    expect(t.hasStale(140)).toBe(false);
+    const b = t.add('b', 2, 60, 'x');
+    t.touch(a, 70);
+    expect(t.oldestActivity[0]).toBe(60);
+    t.remove(b);
+    expect(t.oldestActivity[0]).toBe(70);
+    t.clear();
+    expect(t.oldestActivity[0]).toBe(Infinity);
+  });
+
   it('remove() forgets an entry without reporting it', () => {
     const { t, drops } = table();
     t.remove(t.add('a', 1, 0, 'x'));
