@@ -4,7 +4,8 @@
 import type { Door, FirewallKind } from '../types.js';
 import { DEFAULT_DOOR_COMMAND_TIMEOUT_MS, runDoorCommand } from './commands.js';
 import { createIptables, type IptablesBinaries } from './iptables.js';
-import { createNftables, type NftRefreshMode } from './nftables.js';
+import { createNftables, DEFAULT_NFT_TABLE, type NftRefreshMode } from './nftables.js';
+import { monitorNftRules } from './nft-monitor.js';
 import { createNftSession, type NftSessionTuning } from './nft-session.js';
 import { createNone } from './none.js';
 import { createRunner, type Runner } from './run.js';
@@ -87,7 +88,21 @@ export function createFirewall(kind: FirewallKind, options: FirewallOptions = {}
     default:
       throw new FirewallError(`unknown firewall kind ${JSON.stringify(kind)} (nftables, iptables or none)`);
   }
-  return withOrderingAndCommands(backend, runner, logger, options.commandTimeoutMs ?? DEFAULT_DOOR_COMMAND_TIMEOUT_MS);
+  const firewall = withOrderingAndCommands(backend, runner, logger, options.commandTimeoutMs ?? DEFAULT_DOOR_COMMAND_TIMEOUT_MS);
+  // Kernel events only from the real kernel (not with an injected runner).
+  if (kind !== 'nftables' || options.runner !== undefined) return firewall;
+  const table = options.table ?? DEFAULT_NFT_TABLE;
+  return {
+    ...firewall,
+    watchChanges: (onDelete) =>
+      monitorNftRules({
+        table,
+        onDelete,
+        logger,
+        ...(options.binaries?.nft !== undefined ? { nft: options.binaries.nft } : {}),
+        ...(options.netns !== undefined ? { netns: options.netns } : {}),
+      }),
+  };
 }
 
 /**

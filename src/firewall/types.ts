@@ -80,6 +80,8 @@ export interface Firewall extends FirewallAdapter {
   verify(): Promise<boolean>;
   /** After a loss: install the doors again, then re-apply `accesses` (no start commands), exclusive of every other operation. */
   reinstall(doors: readonly Door[], accesses: readonly Access[]): Promise<void>;
+  /** Calls `onChange` when the kernel reports that something of ours was deleted (a hint to verify now); returns the stop function. Absent where the backend has no event source. */
+  watchChanges?(onChange: () => void): () => void;
 }
 
 /** The subset of pino's Logger the firewall uses, so tests can pass anything. */

@@ -3,6 +3,7 @@
 // (clean stop), and the state watcher that reinstalls lost rules.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFirewall } from '../../src/firewall/index.js';
+import { deletesFromTable } from '../../src/firewall/nft-monitor.js';
 import { watchFirewallState, type StateWatch } from '../../src/firewall/state-watch.js';
 import { silentLogger, type Access, type Firewall } from '../../src/firewall/types.js';
 import type { Door } from '../../src/types.js';
@@ -44,6 +45,16 @@ describe('verify: are our rules still in the kernel?', () => {
       listing = broken.join('\n');
       expect(await fw.verify(), broken.join(' | ')).toBe(false);
     }
+  });
+});
+
+describe('nft monitor lines', () => {
+  it('a deletion in our table is a hint; additions, other tables and elements are not', () => {
+    expect(deletesFromTable('delete rule inet knockwatch input handle 7', 'knockwatch')).toBe(true);
+    expect(deletesFromTable('delete table inet knockwatch', 'knockwatch')).toBe(true);
+    expect(deletesFromTable('delete rule inet knockwatch2 input handle 7', 'knockwatch')).toBe(false);
+    expect(deletesFromTable('delete rule inet filter input handle 3', 'knockwatch')).toBe(false);
+    expect(deletesFromTable('add rule inet knockwatch input meta l4proto . th dport @ports drop', 'knockwatch')).toBe(false);
   });
 });
 
