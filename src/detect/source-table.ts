@@ -38,8 +38,9 @@ export interface SourceTable<C> {
    * [0]: last progress of the oldest entry, +Infinity when empty, so the
    * caller's per-packet test `t - oldestActivity[0] > horizonMs` is a read, not
    * a call: a call taking the (double) packet time boxes it when V8 does not
-   * inline it, and with the ledger's twin check that took the stranger path
-   * from 32 to 20 M events/s of CPU (bench/detect.mjs, 0 sources part-way).
+   * inline it; with the ledger's twin check as calls, strangers (the flood
+   * path) ran at 23 instead of 30 M events/s of CPU (one detector, 1 M random
+   * sources and ports, loaded 2-core machine).
    */
   readonly oldestActivity: Float64Array;
   readonly evictions: number;
