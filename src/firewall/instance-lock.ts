@@ -11,9 +11,10 @@
 // after the helper exits, and the kernel drops it when we exit, however we
 // die: no stale lock, no pid-reuse guessing. (Our fd is close-on-exec, so the
 // nft/iptables children never inherit it.) The file keeps the holder's pid
-// for the message only, and is never unlinked: unlinking a lock file races
-// with the next taker.
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+// for the message only. It is unlinked on release while still locked, and a
+// taker checks that the file it locked is still the one the path names (the
+// usual guard against that unlink's race).
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { checkNetnsName } from './run.js';
@@ -78,32 +79,60 @@ function runFlock(flock: string, fd: number): Promise<{ exitCode: number; stderr
   });
 }
 
-export async function acquireInstanceLock(options: InstanceLockOptions = {}): Promise<InstanceLock> {
-  const dir = options.runDir ?? DEFAULT_RUN_DIR;
-  ensureRunDir(dir);
-  const path = join(dir, `netns-${netnsInode(options.netns)}.lock`);
+/** Locks `path` once: the open descriptor when we hold the lock on the file that `path` names now, else undefined (retry). */
+async function lockOnce(path: string, flock: string): Promise<number | undefined> {
   const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
   try {
-    if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file`);
-    const r = await runFlock(options.flock ?? 'flock', fd);
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    const r = await runFlock(flock, fd);
     if (r.exitCode === HELD) {
       const holder = Number.parseInt(readFileSync(fd, 'utf8'), 10);
       throw new InstanceLockedError(path, Number.isInteger(holder) && holder > 0 ? holder : undefined);
     }
     if (r.exitCode !== 0) throw new Error(`cannot lock ${path}: ${r.stderr.trim() || `flock exited with ${r.exitCode}`}`);
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n`, 0);
+    // A releasing holder unlinks the file while it still holds the lock; if
+    // that happened between our open and our flock, we hold a lock on a file
+    // nobody else will ever open: try again on the new one.
+    const now = statSync(path, { throwIfNoEntry: false });
+    if (now === undefined || now.ino !== st.ino || now.dev !== st.dev) {
+      closeSync(fd);
+      return undefined;
+    }
+    return fd;
   } catch (err) {
     closeSync(fd);
     throw err;
   }
+}
+
+export async function acquireInstanceLock(options: InstanceLockOptions = {}): Promise<InstanceLock> {
+  const dir = options.runDir ?? DEFAULT_RUN_DIR;
+  ensureRunDir(dir);
+  const path = join(dir, `netns-${netnsInode(options.netns)}.lock`);
+  let fd: number | undefined;
+  // Each retry means another instance released the lock in between; a few are plenty.
+  for (let attempt = 0; fd === undefined; attempt++) {
+    if (attempt === 5) throw new Error(`cannot lock ${path}: it keeps being replaced`);
+    fd = await lockOnce(path, options.flock ?? 'flock');
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, `${process.pid}\n`, 0);
   let held = true;
+  const locked = fd;
   return {
     path,
     release() {
       if (!held) return;
       held = false;
-      closeSync(fd);
+      // Unlinked while still locked (see lockOnce), so the run directory
+      // does not collect one file per namespace ever used.
+      try {
+        unlinkSync(path);
+      } catch {
+        // Already gone (removed by hand): nothing to tidy.
+      }
+      closeSync(locked);
     },
   };
 }

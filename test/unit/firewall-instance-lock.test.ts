@@ -1,7 +1,8 @@
 // The single-instance guard: one flock per network namespace. Two takers in
 // one process still conflict (flock locks belong to open file descriptions),
 // so the guard is testable here without starting daemons.
-import { mkdtemp, readFile, rm, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -30,8 +31,22 @@ describe('instance lock', () => {
     await expect(second).rejects.toBeInstanceOf(InstanceLockedError);
     await expect(second).rejects.toThrow(`another knockwatch (pid ${process.pid}) already manages the firewall of this network namespace`);
     first.release();
+    // Released: the file is gone (the run directory does not fill up), and the lock is free.
+    expect(existsSync(first.path)).toBe(false);
     const third = await acquireInstanceLock({ runDir: dir });
     held.push(third);
+  });
+
+  it('a lock file left by a holder that died is taken over', async () => {
+    const dir = await runDir();
+    const first = await acquireInstanceLock({ runDir: dir });
+    // What a SIGKILLed daemon leaves: the file, with no lock on it.
+    const stale = await readFile(first.path, 'utf8');
+    first.release();
+    await writeFile(first.path, stale);
+    const next = await acquireInstanceLock({ runDir: dir });
+    held.push(next);
+    expect(await readFile(next.path, 'utf8')).toBe(`${process.pid}\n`);
   });
 
   it('refuses a run directory others can write', async () => {
