@@ -28,16 +28,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLab, labUnavailableReason } from '../dist/lab/netns.js';
 import { startDaemonProcess } from '../dist/lab/daemon-process.js';
 import { ethernet, tcpSyn } from '../dist/lab/packets.js';
 import { ebpfUnavailableReason } from '../dist/capture/ebpf.js';
+import { cli, envInt, loadavg, outDir, runBench, sleep } from './support.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(root, 'dist', 'cli.js');
-const outDir = join(root, 'bench', 'out');
 
 const SEQUENCE = [1234, 5678, 9012];
 const DOOR_PORT = 2222;
@@ -48,16 +46,7 @@ const GOAL_DEADLINE_MS = 500;
 const GOAL_STOP_MS = 2000;
 const POLL_LIMIT_MS = 30_000;
 
-function envInt(name, fallback, min, max) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}-${max}, got '${text}'`);
-  return n;
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** Reads hex frames on stdin; sends them paced; prints the wall clock (ms) after the last one. */
 const INJECTOR = `
@@ -335,16 +324,4 @@ export async function main() {
   writeFileSync(join(outDir, 'completions-last.json'), JSON.stringify({ at: new Date().toISOString(), count, pps, capture, results }, null, 2));
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const t0 = performance.now();
-  main().then(
-    () => {
-      console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      process.exit(0);
-    },
-    (err) => {
-      console.error(`bench:flood (completions) failed: ${err.message}`);
-      process.exit(1);
-    },
-  );
-}
+if (process.argv[1] === fileURLToPath(import.meta.url)) runBench('bench:flood (completions)', main);

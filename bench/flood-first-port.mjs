@@ -22,30 +22,15 @@
 // Environment: FLOOD_SECONDS (default 8), FLOOD_PPS (default 50000),
 // FLOOD_KNOCKS (1-10, default 10), FLOOD_THREADS (default 1),
 // FLOOD_BACKENDS (default pcap).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createLab, labUnavailableReason } from '../dist/lab/netns.js';
 import { startDaemonProcess } from '../dist/lab/daemon-process.js';
 import { startGreetingService } from '../dist/lab/connect.js';
 import { ebpfUnavailableReason } from '../dist/capture/ebpf.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = join(root, 'bench', 'out');
-const cli = join(root, 'dist', 'cli.js');
-const floodSource = join(root, 'bench', 'flood.c');
-const floodBinary = join(outDir, 'flood');
-
-function envInt(name, fallback, min, max) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}-${max}, got '${text}'`);
-  return n;
-}
+import { buildFlood, cli, envInt, loadavg, must, runBench, runFlood, sleep } from './support.mjs';
 
 const SECONDS = envInt('FLOOD_SECONDS', 8, 2, 30);
 const PPS = envInt('FLOOD_PPS', 50_000, 1000, 10_000_000);
@@ -63,22 +48,6 @@ const KNOCKERS = Array.from({ length: KNOCKS }, (_, i) => `10.199.0.${40 + i}`);
 const CHECK_TIMEOUT_MS = 10_000;
 const GOAL_OPENED = 0.9;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-
-function buildFlood() {
-  mkdirSync(outDir, { recursive: true });
-  if (existsSync(floodBinary) && statSync(floodBinary).mtimeMs >= statSync(floodSource).mtimeMs) return;
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', floodBinary, floodSource], { encoding: 'utf8' });
-  if (r.error) throw new Error(`cannot run gcc to build ${floodSource} (Debian package gcc): ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`gcc failed on ${floodSource}:\n${r.stderr}`);
-}
-
-async function must(lab, host, argv, what, input) {
-  const r = await lab.run(host, argv, input === undefined ? {} : { input });
-  if (r.exitCode !== 0) throw new Error(`${what}: ${argv.join(' ')} exited ${r.exitCode}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
 
 async function prepareLab(lab) {
   // Spoofed sources have no route back: no reverse-path filtering, no conntrack entries for them.
@@ -89,31 +58,10 @@ async function prepareLab(lab) {
   return link[0].address;
 }
 
-function runFlood(lab, serverMac, onStart) {
-  const args = [
-    floodBinary, '--ifname', lab.client.ifname, '--dst-mac', serverMac, '--dst', lab.server.v4,
-    '--seconds', String(SECONDS), '--rate', String(PPS), '--threads', String(THREADS),
-    '--src-net', FLOOD_NET, '--udp-percent', '0', '--dport', String(SEQUENCE[0]),
-  ];
-  const child = lab.spawn(lab.client, args, { buffer: false, stdin: 'ignore' });
-  let out = '';
-  let err = '';
-  let started = false;
-  child.stdout.on('data', (d) => {
-    out += d.toString();
-    if (!started && out.includes('"event":"start"')) {
-      started = true;
-      onStart();
-    }
-  });
-  child.stderr.on('data', (d) => (err += d.toString()));
-  const killer = setTimeout(() => child.kill('SIGKILL'), (SECONDS + 5) * 1000);
-  return child.then((r) => {
-    clearTimeout(killer);
-    const done = out.split('\n').find((l) => l.includes('"event":"done"'));
-    if (r.exitCode !== 0 || !done) throw new Error(`flood generator failed (exit ${r.exitCode ?? r.signal}): ${err.trim() || out.trim() || 'no output'}`);
-    return JSON.parse(done);
-  });
+/** The flood: SYNs to the door's first knock port only. */
+function runFirstPortFlood(lab, serverMac, onStart) {
+  const settings = { serverMac, seconds: SECONDS, pps: PPS, threads: THREADS, srcNet: FLOOD_NET };
+  return runFlood(lab, { ...settings, args: ['--udp-percent', '0', '--dport', String(SEQUENCE[0])] }, onStart);
 }
 
 async function knockOnce(lab, from) {
@@ -130,7 +78,7 @@ async function runBackend(lab, capture, configPath, serverMac) {
   let stopped = false;
   try {
     const mark = daemon.lines.length;
-    const flood = await runFlood(lab, serverMac, () => {
+    const flood = await runFirstPortFlood(lab, serverMac, () => {
       // Spread through the flood, leaving the last ~1.5 s for the clients' start-up.
       KNOCKERS.forEach((from, i) => knocks.push(sleep((SECONDS * 1000 * (i + 0.5)) / (KNOCKERS.length + 1)).then(() => knockOnce(lab, from))));
     });
@@ -194,10 +142,4 @@ async function main() {
   console.log(`\nload after: ${loadavg()}${failed ? '; goal NOT met' : ''}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(`bench:flood-first failed: ${err.message}`);
-    process.exit(1);
-  },
-);
+runBench('bench:flood-first', main);

@@ -32,30 +32,16 @@
 // completions scenario of issue 8 (bench/flood-completions.mjs, its own
 // COMPLETIONS* settings): 30,000 spoofed knock sequences, then a real knock,
 // through each firewall.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createLab, labUnavailableReason } from '../dist/lab/netns.js';
 import { startDaemonProcess } from '../dist/lab/daemon-process.js';
 import { connectFrom, startGreetingService } from '../dist/lab/connect.js';
 import { ebpfUnavailableReason } from '../dist/capture/ebpf.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = join(root, 'bench', 'out');
-const cli = join(root, 'dist', 'cli.js');
-const floodSource = join(root, 'bench', 'flood.c');
-const floodBinary = join(outDir, 'flood');
-
-function envInt(name, fallback, min, max) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}-${max}, got '${text}'`);
-  return n;
-}
+import { buildFlood, cli, envInt, loadavg, must, outDir, runBench, runFlood, sleep } from './support.mjs';
 
 function readSettings() {
   const backends = (process.env.FLOOD_BACKENDS ?? 'pcap,ebpf').split(',').map((s) => s.trim());
@@ -99,71 +85,18 @@ const CHECK_TIMEOUT_MS = 4000;
 const IDLE_MAX_MS = 15_000;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 // ---- the flood generator ----------------------------------------------------
 
-function buildFlood() {
-  mkdirSync(outDir, { recursive: true });
-  if (existsSync(floodBinary) && statSync(floodBinary).mtimeMs >= statSync(floodSource).mtimeMs) return;
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', floodBinary, floodSource], { encoding: 'utf8' });
-  if (r.error) throw new Error(`cannot run gcc to build ${floodSource} (Debian package gcc): ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`gcc failed on ${floodSource}:\n${r.stderr}`);
-}
 
-/** Runs the flood in the client namespace; calls onStart once it sends, resolves with its final report. */
-function runFlood(lab, serverMac, onStart) {
-  const args = [
-    floodBinary,
-    '--ifname', lab.client.ifname,
-    '--dst-mac', serverMac,
-    '--dst', lab.server.v4,
-    '--seconds', String(FLOOD_SECONDS),
-    '--rate', String(FLOOD_PPS),
-    '--threads', String(FLOOD_THREADS),
-    '--src-net', FLOOD_NET,
-    '--avoid', [...SEQUENCE, DOOR_PORT].join(','),
-  ];
-  const child = lab.spawn(lab.client, args, { buffer: false, stdin: 'ignore' });
-  let out = '';
-  let err = '';
-  let started = false;
-  child.stdout.on('data', (d) => {
-    out += d.toString();
-    const first = out.indexOf('\n');
-    if (!started && first >= 0) {
-      started = true;
-      let line;
-      try {
-        line = JSON.parse(out.slice(0, first));
-      } catch {
-        line = undefined;
-      }
-      // A malformed start line is reported when the run ends (no start time).
-      if (line?.event === 'start') onStart(line);
-    }
-  });
-  child.stderr.on('data', (d) => (err += d.toString()));
-  // Hard stop: it stops itself after FLOOD_SECONDS (alarm() backstop at +2 s).
-  const killer = setTimeout(() => child.kill('SIGKILL'), (FLOOD_SECONDS + 5) * 1000);
-  return child.then((r) => {
-    clearTimeout(killer);
-    const done = out.split('\n').find((l) => l.includes('"event":"done"'));
-    if (r.exitCode !== 0 || !done) {
-      throw new Error(`flood generator failed (exit ${r.exitCode ?? r.signal}): ${err.trim() || out.trim() || 'no output'}`);
-    }
-    return JSON.parse(done);
-  });
+/** The capture flood: random unwatched ports, never the door's own. */
+function runCaptureFlood(lab, serverMac, onStart) {
+  const settings = { serverMac, seconds: FLOOD_SECONDS, pps: FLOOD_PPS, threads: FLOOD_THREADS, srcNet: FLOOD_NET };
+  return runFlood(lab, { ...settings, args: ['--avoid', [...SEQUENCE, DOOR_PORT].join(',')] }, onStart);
 }
 
 // ---- lab set-up ---------------------------------------------------------------
 
-async function must(lab, host, argv, what) {
-  const r = await lab.run(host, argv);
-  if (r.exitCode !== 0) throw new Error(`${what}: ${argv.join(' ')} exited ${r.exitCode}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
 
 async function prepareLab(lab) {
   // Spoofed sources have no route back: strict reverse-path filtering would drop
@@ -304,7 +237,7 @@ async function runBackend(lab, capture, configPath, serverMac) {
       lines: daemon.lines.length,
     };
     let floodStartNs;
-    const flood = await runFlood(lab, serverMac, (start) => {
+    const flood = await runCaptureFlood(lab, serverMac, (start) => {
       floodStartNs = start.realtime_ns;
       // Spread through the flood, leaving the last ~1.5 s for slow client start-up.
       KNOCKERS.forEach((from, i) => {
@@ -514,14 +447,4 @@ async function scenarios() {
   }
 }
 
-const t0 = performance.now();
-scenarios().then(
-  () => {
-    console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    process.exit(0);
-  },
-  (err) => {
-    console.error(`bench:flood failed: ${err.message}`);
-    process.exit(1);
-  },
-);
+runBench('bench:flood', scenarios);
