@@ -1,9 +1,10 @@
 // `knockwatch check-config [FILE] [--json]`: validate a config file and print
 // the effective configuration (defaults filled in, durations and ports
 // normalised). Exit 0 when valid, 2 on any problem or usage error.
-import { parseArgs } from 'node:util';
 import { ConfigError, configToJSON, exceededBackendLimits, formatConfig, loadConfig } from '../config/index.js';
 import type { KnockwatchConfig } from '../types.js';
+import { EXIT_USAGE, parseCommandArgs, reportUsage, usageFailure } from './args.js';
+import { configErrorToJSON, explainConfigError } from './config-problems.js';
 
 const USAGE = `usage: knockwatch check-config [FILE] [--json]
 
@@ -11,7 +12,9 @@ Validate FILE (YAML) and print the effective configuration. Without FILE,
 print the built-in defaults.
 
 options:
-  --json      print JSON instead of YAML (same keys; also a valid config file)
+  --json      print JSON instead of YAML (same keys; also a valid config file);
+              a bad file prints {"valid": false, "file", "problems": [{file,
+              line, column, field, message}]} on stdout instead, exit 2
   -h, --help  show this help
 `;
 
@@ -19,23 +22,16 @@ export async function main(argv: string[]): Promise<number> {
   let values: { json?: boolean; help?: boolean };
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    }));
+    ({ values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true));
   } catch (err) {
-    process.stderr.write(`knockwatch check-config: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
-    return 2;
+    return reportUsage('check-config', err, USAGE);
   }
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   if (positionals.length > 1) {
-    process.stderr.write(`knockwatch check-config: expected at most one FILE, got ${positionals.length}\n\n${USAGE}`);
-    return 2;
+    return usageFailure('check-config', `expected at most one FILE, got ${positionals.length}`, USAGE);
   }
   const file = positionals[0];
 
@@ -44,8 +40,11 @@ export async function main(argv: string[]): Promise<number> {
     cfg = await loadConfig(file);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`knockwatch check-config: ${err.message}\n`);
-    return 2;
+    const explained = explainConfigError(err);
+    // --json: the problems are the output a script reads, so they go where the config would have.
+    if (values.json) process.stdout.write(`${JSON.stringify(configErrorToJSON(explained), null, 2)}\n`);
+    else process.stderr.write(`knockwatch check-config: ${explained.message}\n`);
+    return EXIT_USAGE;
   }
   // The selected backend's limits are errors (in loadConfig); the other's are
   // worth knowing before someone starts it with --capture.

@@ -7,13 +7,13 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { startGreetingService } from '../lab/connect.js';
 import { builtCliPath, startDaemonProcess, type DaemonProcess } from '../lab/daemon-process.js';
 import { createLab, isRoot, LAB_V4, labUnavailableReason, type Lab } from '../lab/netns.js';
 import { DEMO_DOOR, GREETING, scenarioRightSequence, scenarioTooSlow, scenarioWrongKnock, type DemoContext } from './demo-scenarios.js';
 import { createTranscript, describeDaemonLine } from './demo-transcript.js';
+import { parseCommandArgs, reportUsage } from './args.js';
 
 const USAGE = `usage: knockwatch demo
 
@@ -63,14 +63,13 @@ async function unavailableReason(cliPath: string): Promise<string | undefined> {
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h', default: false } } });
+    const { values } = parseCommandArgs(argv, { help: { type: 'boolean', short: 'h', default: false } });
     if (values.help) {
       process.stdout.write(USAGE);
       return 0;
     }
   } catch (err) {
-    process.stderr.write(`knockwatch demo: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return reportUsage('demo', err, USAGE);
   }
   const cliPath = builtCliPath();
   const reason = await unavailableReason(cliPath);

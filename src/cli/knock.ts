@@ -2,10 +2,10 @@
 // knockd's `knock` client syntax: one SYN per TCP step, one datagram per UDP
 // step, in order. With --check, afterwards tests whether a port accepts a
 // connection from this host and exits 0 when it does, 1 when not.
-import { parseArgs } from 'node:util';
 import { checkPort, knock, type Family } from '../client/knock.js';
 import { parseKnockStep, parsePort } from '../client/port-spec.js';
 import type { PortSpec } from '../types.js';
+import { parseCommandArgs, usageFailure } from './args.js';
 
 const USAGE = `usage: knockwatch knock HOST PORT[:tcp|:udp|/tcp|/udp]... [options]
        knockwatch knock HOST --check PORT [options]
@@ -29,8 +29,7 @@ const DEFAULT_CHECK_TIMEOUT_MS = 3000;
 const SYNOPSIS = USAGE.split('\n').slice(0, 2).join('\n');
 
 function usageError(message: string): number {
-  process.stderr.write(`knockwatch knock: ${message}\n${SYNOPSIS}\n'knockwatch knock --help' lists the options.\n`);
-  return 2;
+  return usageFailure('knock', message, `${SYNOPSIS}\n'knockwatch knock --help' lists the options.\n`);
 }
 
 function parseMs(text: string, what: string, min: number): number {
@@ -48,10 +47,9 @@ function hostPort(address: string, port: number): string {
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+    args = parseCommandArgs(
+      argv,
+      {
         delay: { type: 'string', short: 'd' },
         udp: { type: 'boolean', short: 'u', default: false },
         ipv4: { type: 'boolean', short: '4', default: false },
@@ -63,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
         verbose: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
-    });
+      true,
+    );
   } catch (err) {
     return usageError((err as Error).message);
   }

@@ -3,10 +3,10 @@
 // the kernel (so stopping never opens the door ports to everyone); this
 // removes them. It takes the daemon's per-namespace lock first, so it refuses
 // while a daemon runs there (which would only reinstall them).
-import { parseArgs } from 'node:util';
 import { createFirewall } from '../firewall/index.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError } from '../firewall/instance-lock.js';
 import type { FirewallKind } from '../types.js';
+import { parseCommandArgs, reportUsage } from './args.js';
 
 const USAGE = `usage: knockwatch remove-rules [options]
 
@@ -29,17 +29,14 @@ const KINDS: readonly FirewallKind[] = ['nftables', 'iptables'];
 export async function main(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        firewall: { type: 'string', short: 'f', default: 'nftables' },
-        netns: { type: 'string' },
-        table: { type: 'string' },
-        chain: { type: 'string' },
-        'set-prefix': { type: 'string' },
-        'run-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+    ({ values } = parseCommandArgs(argv, {
+      firewall: { type: 'string', short: 'f', default: 'nftables' },
+      netns: { type: 'string' },
+      table: { type: 'string' },
+      chain: { type: 'string' },
+      'set-prefix': { type: 'string' },
+      'run-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
     }));
     if (values.help) {
       process.stdout.write(USAGE);
@@ -47,8 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!(KINDS as readonly string[]).includes(values.firewall)) throw new Error(`--firewall must be one of ${KINDS.join(', ')}, got '${values.firewall}'`);
   } catch (err) {
-    process.stderr.write(`knockwatch remove-rules: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return reportUsage('remove-rules', err, USAGE);
   }
   const kind = values.firewall as FirewallKind;
 

@@ -1,15 +1,17 @@
 // `knockwatch replay FILE|- [--config F] [--json] [--verbose]`
 // Runs a capture file through exactly the decode and detect stages the live
 // daemon uses, with no firewall. Decisions go to stdout, a summary to stderr.
-import { parseArgs } from 'node:util';
 import { readCaptureFile, type CaptureFileStats } from '../capture/file.js';
 import { decodeFrames } from '../decode/operator.js';
 import { createDecodeStats } from '../decode/decode.js';
 import { detectKnocks } from '../detect/operator.js';
 import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { Decision } from '../types.js';
 import { decisionToJSON, decisionToText } from './format.js';
 import { progressBar, stdoutLines } from './output.js';
+import { EXIT_USAGE, parseCommandArgs, reportUsage, usageFailure } from './args.js';
+import { explainConfigError } from './config-problems.js';
 
 const USAGE = `usage: knockwatch replay FILE|- [--config FILE] [--json] [--verbose] [--quiet]
 
@@ -25,28 +27,26 @@ through decoding and detection. No firewall is touched.
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+    args = parseCommandArgs(
+      argv,
+      {
         config: { type: 'string', short: 'c' },
         json: { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
-    });
+      true,
+    );
   } catch (err) {
-    process.stderr.write(`knockwatch replay: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return reportUsage('replay', err, USAGE);
   }
   if (args.values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   if (args.positionals.length !== 1) {
-    process.stderr.write(`knockwatch replay: expected exactly one capture file (or '-'), got ${args.positionals.length}\n\n${USAGE}`);
-    return 2;
+    return usageFailure('replay', `expected exactly one capture file (or '-'), got ${args.positionals.length}`, USAGE);
   }
   const file = args.positionals[0];
 
@@ -56,8 +56,9 @@ export async function main(argv: string[]): Promise<number> {
     // (a checkout of your own under sudo); FIFOs and devices are refused all the same.
     config = await loadConfig(args.values.config, { ownershipRules: false });
   } catch (err) {
-    process.stderr.write(`knockwatch replay: ${(err as Error).message}\n`);
-    return 2;
+    const shown = err instanceof ConfigError ? explainConfigError(err) : (err as Error);
+    process.stderr.write(`knockwatch replay: ${shown.message}\n`);
+    return EXIT_USAGE;
   }
 
   const bar = progressBar();

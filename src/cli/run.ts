@@ -4,11 +4,11 @@
 // The daemon: SIGINT/SIGTERM stop cleanly (our rules stay), SIGHUP reloads the
 // config. One per network namespace (instance lock, exit status 3).
 import { stat } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError, type InstanceLock } from '../firewall/instance-lock.js';
 import { createLogger, isLogLevel, type Logger } from '../log.js';
+import { parseCommandArgs, reportUsage } from './args.js';
 import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
 
 const USAGE = `usage: knockwatch run [options]
@@ -93,22 +93,19 @@ export async function main(argv: string[]): Promise<number> {
   let overrides: Overrides;
   let logger: Logger;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        'config-owner': { type: 'string' },
-        interface: { type: 'string', short: 'i' },
-        firewall: { type: 'string', short: 'f' },
-        capture: { type: 'string' },
-        'ebpf-hook': { type: 'string' },
-        netns: { type: 'string' },
-        'remove-rules-on-exit': { type: 'boolean', default: false },
-        'run-dir': { type: 'string' },
-        'log-level': { type: 'string', short: 'l', default: 'info' },
-        'log-format': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+    ({ values } = parseCommandArgs(argv, {
+      config: { type: 'string', short: 'c' },
+      'config-owner': { type: 'string' },
+      interface: { type: 'string', short: 'i' },
+      firewall: { type: 'string', short: 'f' },
+      capture: { type: 'string' },
+      'ebpf-hook': { type: 'string' },
+      netns: { type: 'string' },
+      'remove-rules-on-exit': { type: 'boolean', default: false },
+      'run-dir': { type: 'string' },
+      'log-level': { type: 'string', short: 'l', default: 'info' },
+      'log-format': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
     }));
     if (values.help) {
       process.stdout.write(USAGE);
@@ -129,8 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     pick('ebpf-hook', values['ebpf-hook'], ['tc', 'xdp'] as const);
     logger = createLogger({ level, ...(format !== undefined ? { pretty: format === 'pretty' } : {}) });
   } catch (err) {
-    process.stderr.write(`knockwatch run: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return reportUsage('run', err, USAGE);
   }
 
   const configPath = values.config;

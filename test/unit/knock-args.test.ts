@@ -98,7 +98,8 @@ describe('knockwatch knock usage errors', () => {
     [['10.0.0.1', '--check', '22', '--timeout', '0'], "invalid --timeout '0'"],
     [['10.0.0.1', '1', '--timeout', '100'], '--timeout applies only with --check'],
     [['10.0.0.1', '1:icmp'], "protocol 'icmp' is neither tcp nor udp"],
-    [['10.0.0.1', '1', '--bogus'], "Unknown option '--bogus'"],
+    [['10.0.0.1', '1', '--bogus'], 'knockwatch knock: unknown option --bogus'],
+    [['10.0.0.1', '--check'], 'knockwatch knock: option --check needs a value'],
   ])('%j exits 2 with %j', async (argv, message) => {
     capture();
     expect(await main(argv)).toBe(2);
