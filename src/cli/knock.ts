@@ -1,11 +1,16 @@
 // `knockwatch knock HOST PORT[:tcp|udp|/tcp|/udp]... [options]`
 // knockd's `knock` client syntax: one SYN per TCP step, one datagram per UDP
 // step, in order. With --check, afterwards tests whether a port accepts a
-// connection from this host and exits 0 when it does, 1 when not.
+// connection from this host: open (exit 0), refused (3) or filtered (4).
 import { checkPort, knock, type Family } from '../client/knock.js';
 import { parseKnockStep, parsePort } from '../client/port-spec.js';
 import type { PortSpec } from '../types.js';
 import { parseCommandArgs, usageFailure } from './args.js';
+
+/** --check outcomes other than open; 1 and 2 are failure and bad arguments. */
+export const EXIT_REFUSED = 3;
+export const EXIT_FILTERED = 4;
+const CHECK_EXIT = { open: 0, refused: EXIT_REFUSED, filtered: EXIT_FILTERED } as const;
 
 const USAGE = `usage: knockwatch knock HOST PORT[:tcp|:udp|/tcp|/udp]... [options]
        knockwatch knock HOST --check PORT [options]
@@ -19,11 +24,18 @@ Sends one TCP SYN (or, for udp steps, one UDP datagram) per step, in order.
   -s, --source ADDR    send from this local address
       --payload TEXT   UDP payload (default 4 zero bytes)
       --check PORT     afterwards, test whether TCP PORT accepts a connection;
-                       prints open/closed, exit 0 if open, 1 if not
+                       prints one word: open (connected), refused (a reset:
+                       the door let us through but nothing listens) or
+                       filtered (no answer within --timeout: still shut)
       --timeout MS     how long --check keeps trying (default 3000)
   -v, --verbose        print each knock as it is sent
   -h, --help           this text
+
+Exit status: 0 sent (with --check: open), 1 failure (host not resolved,
+source address unusable), 2 bad arguments; with --check ${EXIT_REFUSED} refused,
+${EXIT_FILTERED} filtered.
 `;
+
 
 const DEFAULT_CHECK_TIMEOUT_MS = 3000;
 const SYNOPSIS = USAGE.split('\n').slice(0, 2).join('\n');
@@ -107,12 +119,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (checkTarget === undefined) return 0;
     // Right after knocking the daemon needs a moment to open: keep trying until the timeout.
-    const open = await checkPort(host, checkTarget, timeoutMs, family, {
+    const result = await checkPort(host, checkTarget, timeoutMs, family, {
       sourceAddress: v.source,
       retryUntilTimeout: steps.length > 0,
     });
-    process.stdout.write(`${host} port ${checkTarget}/tcp: ${open ? 'open' : 'closed'}\n`);
-    return open ? 0 : 1;
+    process.stdout.write(`${host} port ${checkTarget}/tcp: ${result}\n`);
+    return CHECK_EXIT[result];
   } catch (err) {
     process.stderr.write(`knockwatch knock: ${(err as Error).message}\n`);
     return 1;

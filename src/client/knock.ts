@@ -1,6 +1,6 @@
 // The knock client: sends a sequence of single TCP SYNs and UDP datagrams, the
 // way knockd's `knock` does, and can test afterwards whether a port accepts a
-// connection.
+// connection (open), is answered with a reset (refused) or not at all (filtered).
 //
 // A TCP knock must be exactly one SYN. The socket is closed as soon as the
 // kernel has issued the non-blocking connect(): closing a socket in SYN_SENT
@@ -157,9 +157,20 @@ export interface CheckOptions {
 const RETRY_INTERVAL_MS = 100;
 
 /**
- * True when a TCP connection to host:port is accepted within `timeoutMs`;
- * false when it is refused, unreachable or times out. Throws only when the
- * host cannot be resolved or the source address is unusable.
+ * What a TCP connect to a port found:
+ * - open: the handshake completed (something listens and the firewall let us in);
+ * - refused: a reset came back (or an ICMP port unreachable): the host answered,
+ *   so nothing dropped us, but nothing listens there;
+ * - filtered: no usable answer within the timeout (dropped, or an ICMP
+ *   host/network unreachable or administratively prohibited).
+ */
+export type CheckResult = 'open' | 'refused' | 'filtered';
+
+/**
+ * Tests a TCP connection to host:port within `timeoutMs` (see CheckResult).
+ * With retryUntilTimeout, a refused or unreachable answer is retried until the
+ * timeout and the last answer counts. Throws only when the host cannot be
+ * resolved or the source address is unusable.
  */
 export async function checkPort(
   host: string,
@@ -167,7 +178,7 @@ export async function checkPort(
   timeoutMs: number,
   family?: Family,
   options: CheckOptions = {},
-): Promise<boolean> {
+): Promise<CheckResult> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid port ${port}: expected 1-65535`);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new Error(`invalid timeout ${timeoutMs}: expected milliseconds > 0`);
   const target = await resolveTarget(host, family ?? sourceFamily(options.sourceAddress));
@@ -176,9 +187,10 @@ export async function checkPort(
   for (;;) {
     const left = deadline - performance.now();
     const outcome = await connectOnce(target, port, Math.max(1, left), options.sourceAddress);
-    if (outcome === 'open') return true;
-    if (outcome === 'timeout' || !options.retryUntilTimeout) return false;
-    if (deadline - performance.now() <= RETRY_INTERVAL_MS) return false;
+    if (outcome === 'open') return 'open';
+    const result = outcome === 'refused' ? 'refused' : 'filtered';
+    if (outcome === 'timeout' || !options.retryUntilTimeout) return result;
+    if (deadline - performance.now() <= RETRY_INTERVAL_MS) return result;
     await sleep(RETRY_INTERVAL_MS);
   }
 }
