@@ -4,11 +4,12 @@
 // The daemon: SIGINT/SIGTERM stop cleanly (our rules stay), SIGHUP reloads the
 // config. One per network namespace (instance lock, exit status 3).
 import { stat } from 'node:fs/promises';
-import { loadConfig } from '../config/index.js';
+import { ConfigError, formatProblem, loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError, type InstanceLock } from '../firewall/instance-lock.js';
-import { createLogger, isLogLevel, type Logger } from '../log.js';
-import { parseCommandArgs, reportUsage } from './args.js';
+import { createLogger, isLogLevel, isPretty, type Logger } from '../log.js';
+import { EXIT_USAGE, parseCommandArgs, reportUsage } from './args.js';
+import { explainConfigError } from './config-problems.js';
 import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
 
 const USAGE = `usage: knockwatch run [options]
@@ -35,9 +36,22 @@ stay in the kernel, which ends each access at its deadline (remove them with
 file (open accesses stay until their deadline unless their door was removed or
 changed; a bad file is refused and the running config stays).
 
-Exit status: 0 clean stop, 1 failure, 2 bad arguments or config,
-${EXIT_ALREADY_RUNNING} another knockwatch already runs in this network namespace.
+Exit status: 0 clean stop; 1 start-up failure (instance lock, firewall, capture)
+or a failure while running; 2 bad arguments or config (a missing config file
+says "not found"); ${EXIT_ALREADY_RUNNING} another knockwatch already runs in this network namespace.
+A failure is told in one line on stderr, 'knockwatch run: <what went wrong>',
+plus a fatal JSON log line on stdout when the log is JSON.
+
+Colours: only when the log is pretty on a terminal, and never with NO_COLOR set.
 `;
+
+/** Exit status when start-up (lock, firewall, capture) fails; 2 is bad arguments or config (EXIT_USAGE). */
+const EXIT_STARTUP = 1;
+
+/** A message that may hold the stderr of a command, on one line. */
+function oneLine(text: string): string {
+  return text.trim().split(/\s*\n\s*/).join('; ');
+}
 
 const FIREWALLS: readonly FirewallKind[] = ['nftables', 'iptables', 'none'];
 const CAPTURES: readonly CaptureKind[] = ['pcap', 'ebpf'];
@@ -92,6 +106,7 @@ export async function main(argv: string[]): Promise<number> {
   let values;
   let overrides: Overrides;
   let logger: Logger;
+  let jsonLogs = true;
   try {
     ({ values } = parseCommandArgs(argv, {
       config: { type: 'string', short: 'c' },
@@ -124,18 +139,32 @@ export async function main(argv: string[]): Promise<number> {
       ...(values['config-owner'] !== undefined ? { configOwner: pick('config-owner', values['config-owner'], ['root', 'any'] as const) } : {}),
     };
     pick('ebpf-hook', values['ebpf-hook'], ['tc', 'xdp'] as const);
-    logger = createLogger({ level, ...(format !== undefined ? { pretty: format === 'pretty' } : {}) });
+    const logOptions = { level, ...(format !== undefined ? { pretty: format === 'pretty' } : {}) };
+    logger = createLogger(logOptions);
+    jsonLogs = !isPretty(logOptions);
   } catch (err) {
     return reportUsage('run', err, USAGE);
   }
+
+  /**
+   * A start-up failure: one readable line on stderr, whatever the log format
+   * (journald and a terminal both show it), plus the fatal JSON line when the
+   * log is JSON (a pretty log would only repeat the stderr line).
+   */
+  const fatal = (code: number, what: string, msg: string, fields: Record<string, unknown> = {}): number => {
+    process.stderr.write(`knockwatch run: ${oneLine(what)}\n`);
+    if (jsonLogs) logger.fatal(fields, msg);
+    return code;
+  };
 
   const configPath = values.config;
   let config: KnockwatchConfig;
   try {
     config = await loadEffective(configPath, overrides);
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'configuration refused');
-    return 2;
+    const shown = err instanceof ConfigError ? explainConfigError(err) : (err as Error);
+    const what = shown instanceof ConfigError ? shown.problems.map((p) => formatProblem(shown.fileName, p)).join('; ') : shown.message;
+    return fatal(EXIT_USAGE, what, 'configuration refused', { err: shown.message });
   }
   if (overrides.configOwner === 'any' && configPath !== undefined) await logForeignOwner(logger, configPath);
   if (config.firewall !== 'none' && typeof process.getuid === 'function' && process.getuid() !== 0) {
@@ -152,11 +181,9 @@ export async function main(argv: string[]): Promise<number> {
       });
     } catch (err) {
       if (err instanceof InstanceLockedError) {
-        logger.fatal({ lock: err.path, holder: err.holder }, err.message);
-        return EXIT_ALREADY_RUNNING;
+        return fatal(EXIT_ALREADY_RUNNING, err.message, err.message, { lock: err.path, holder: err.holder });
       }
-      logger.fatal({ err: (err as Error).message }, 'cannot take the instance lock');
-      return 1;
+      return fatal(EXIT_STARTUP, `cannot take the instance lock: ${(err as Error).message}`, 'cannot take the instance lock', { err: (err as Error).message });
     }
   }
 
@@ -169,9 +196,9 @@ export async function main(argv: string[]): Promise<number> {
       ...(values['ebpf-hook'] !== undefined ? { ebpfHook: values['ebpf-hook'] as 'tc' | 'xdp' } : {}),
     });
   } catch (err) {
-    logger.fatal({ err: (err as Error).message, stderr: (err as { stderr?: string }).stderr }, 'start-up failed');
     lock?.release();
-    return 1;
+    const message = (err as Error).message;
+    return fatal(EXIT_STARTUP, `start-up failed: ${message}`, 'start-up failed', { err: message, stderr: (err as { stderr?: string }).stderr });
   }
 
   return new Promise<number>((resolve) => {
@@ -225,6 +252,9 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
     process.on('SIGHUP', onHup);
-    void daemon.failed.then((err) => exit(1, `capture failed: ${err.message}`));
+    void daemon.failed.then((err) => {
+      process.stderr.write(`knockwatch run: ${oneLine(`capture failed: ${err.message}`)}\n`);
+      void exit(EXIT_STARTUP, `capture failed: ${err.message}`);
+    });
   });
 }
