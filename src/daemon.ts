@@ -41,6 +41,13 @@ export interface Daemon {
   readonly firewall: Firewall;
   /** Resolves when the capture fails for good (the daemon cannot go on). */
   readonly failed: Promise<Error>;
+  /**
+   * Resolves once the firewall is installed and the capture is really open
+   * (pcap's child said so / the eBPF program is attached), when
+   * 'knockwatch running' is logged. An interface that is missing or down at
+   * start delays it until the capture first opens.
+   */
+  readonly ready: Promise<void>;
   /** Applies a new configuration; open accesses stay until their deadline unless their door was removed or changed. */
   reload(next: KnockwatchConfig): Promise<void>;
   /** Clean exit: stop capturing, run the stop commands of open accesses; our rules stay (removeRulesOnExit: removed). */
@@ -57,8 +64,11 @@ function forThisHost(config: KnockwatchConfig, options: DaemonOptions): MonoType
   return keepKnocksForHost({ logger: options.logger.child({ stage: 'capture' }) });
 }
 
-function captureSource(config: KnockwatchConfig, options: DaemonOptions): Observable<Frame> {
-  if (options.frames) return options.frames;
+function captureSource(config: KnockwatchConfig, options: DaemonOptions, onReady: () => void): Observable<Frame> {
+  if (options.frames) {
+    onReady();
+    return options.frames;
+  }
   const log = options.logger.child({ stage: 'capture' });
   if (config.capture === 'ebpf') {
     return openEbpfCapture({
@@ -68,12 +78,15 @@ function captureSource(config: KnockwatchConfig, options: DaemonOptions): Observ
       maxSources: Math.min(config.maxSources, 1 << 20),
       logger: log,
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
-      onReady: (ifs) => log.info({ interfaces: ifs }, 'eBPF capture attached'),
+      onReady: (ifs) => {
+        log.info({ interfaces: ifs }, 'eBPF capture attached');
+        onReady();
+      },
       onCounters: (c) => log.debug({ counters: c }, 'eBPF counters'),
       onExit: (e) => log.info({ exitCode: e.exitCode, signal: e.signal, counters: e.counters }, 'eBPF capture detached'),
     });
   }
-  return liveFrames({ interface: config.interface, doors: config.doors, logger: log });
+  return liveFrames({ interface: config.interface, doors: config.doors, logger: log, onOpened: onReady });
 }
 
 function logDecision(log: Logger, d: Decision): void {
@@ -155,9 +168,26 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     options.onDecision?.(d);
   };
 
+  // 'knockwatch running' once, at the first capture open: the firewall is
+  // installed by then (init above), and before it knocks would go unseen.
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  let running = false;
+  const onCaptureReady = (): void => {
+    if (running) return;
+    running = true;
+    log.info(
+      { interface: config.interface, capture: config.capture, firewall: config.firewall, doors: config.doors.map((d) => d.name) },
+      'knockwatch running',
+    );
+    markReady();
+  };
+
   const startPipeline = (): void => {
     const det = detector;
-    pipeline = captureSource(config, options)
+    pipeline = captureSource(config, options, onCaptureReady)
       .pipe(decodeFrames(decodeStats), forThisHost(config, options), runDetector(det, { ticks: liveTicks({ now: wallClock, nextDeadline: () => det.nextDeadline() }) }))
       .subscribe({
         next: act,
@@ -169,10 +199,6 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
       });
   };
   startPipeline();
-  log.info(
-    { interface: config.interface, capture: config.capture, firewall: config.firewall, doors: config.doors.map((d) => d.name) },
-    'knockwatch running',
-  );
 
   async function settle(): Promise<void> {
     while (pending.size > 0) await Promise.allSettled([...pending]);
@@ -213,6 +239,7 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     },
     firewall,
     failed,
+    ready,
     reload: (next) => (watch ? watch.paused(() => reload(next)) : reload(next)),
     async stop() {
       if (stopping) return;

@@ -40,6 +40,8 @@ export interface LiveFramesOptions {
   readonly states?: Observable<InterfaceState>;
   /** Opens one capture; default openLiveCapture. For tests. */
   readonly open?: (options: LiveCaptureOptions) => Observable<Frame>;
+  /** Called each time a capture is open (after 'live capture open' is logged): the daemon's readiness. */
+  readonly onOpened?: () => void;
 }
 
 interface Plan {
@@ -111,7 +113,10 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
           bufferSize: options.bufferSize,
           backlogBytes: options.backlogBytes,
           onCounters,
-          onOpened: ({ linkType, pid }) => log?.info({ interface: name, linkType, pid }, 'live capture open'),
+          onOpened: ({ linkType, pid }) => {
+            log?.info({ interface: name, linkType, pid }, 'live capture open');
+            options.onOpened?.();
+          },
         }).pipe(
           // The exit summary. Kernel ring drops are not in it: cap 0.2.1 has no pcap_stats().
           finalize(() => {
