@@ -25,6 +25,7 @@
 //   was applied, rejected with the error of the command (or the backend's
 //   reason for that access alone).
 import { FirewallError, type Access, type AccessKey, type FirewallLogger } from './types.js';
+import { formatPort } from '../types.js';
 
 export type Change = { readonly kind: 'open'; readonly access: Access } | { readonly kind: 'close'; readonly access: AccessKey };
 
@@ -111,6 +112,36 @@ interface Item {
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
   attempts: number;
+}
+
+/**
+ * Most characters of a command's input text in its log line. A full batch of
+ * 2,048 elements is ~150 kB of nft text; the log line says how many changes it
+ * held and shows only the start (the text repeats one form per element).
+ */
+export const LOGGED_INPUT_CHARS = 400;
+
+/**
+ * The info line for a batch the kernel took (the README promises one per
+ * change): one change is logged with its door, source and ports; a larger
+ * batch is ONE line with the counts, so a flood of 2,048 completions is one
+ * line, not 2,048. `command` is what ran (`nft -i`, `nft -f -`, `ipset -exist
+ * restore`), `input` the text it was given, cut at LOGGED_INPUT_CHARS. The
+ * text holds addresses and ports only (no secret can be in it).
+ */
+export function logAppliedBatch(logger: FirewallLogger, command: string, input: string, applied: readonly Change[]): void {
+  if (applied.length === 0) return;
+  const text = input.length <= LOGGED_INPUT_CHARS ? input.trimEnd() : `${input.slice(0, LOGGED_INPUT_CHARS)}... (${input.length} chars)`;
+  if (applied.length === 1) {
+    const c = applied[0];
+    const fields = { door: c.access.door, source: c.access.source, ports: c.access.ports.map(formatPort), command, input: text };
+    if (c.kind === 'open') logger.info({ ...fields, until: new Date(c.access.until).toISOString() }, 'firewall open (or refresh) applied');
+    else logger.info(fields, 'firewall close applied');
+    return;
+  }
+  const opens = applied.reduce((n, c) => n + (c.kind === 'open' ? 1 : 0), 0);
+  const elements = applied.reduce((n, c) => n + c.access.ports.length, 0);
+  logger.info({ opens, closes: applied.length - opens, elements, command, input: text }, `firewall batch applied: ${opens} opens, ${applied.length - opens} closes`);
 }
 
 const pairKey = (a: AccessKey): string => `${a.door}|${a.family}|${a.source}`;

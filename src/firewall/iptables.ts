@@ -14,7 +14,7 @@
 // access, all at once; 300 completions -> 300 processes).
 import { createHash } from 'node:crypto';
 import type { Door, PortSpec } from '../types.js';
-import { createBatchQueue, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
+import { createBatchQueue, logAppliedBatch, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
 import { runChecked, type Runner } from './run.js';
 import { FirewallError, type Access, type AccessKey, type FirewallAdapter, type FirewallLogger } from './types.js';
 import { checkAccess, comparePorts, indexDoors, remainingMs, sortAccesses } from './validate.js';
@@ -227,6 +227,7 @@ export function createIptables(options: IptablesOptions): FirewallAdapter {
     if (owner.length === 0) return outcomes;
     try {
       await runChecked(runner, { file: ipset, args: ['-exist', 'restore'], input });
+      logAppliedBatch(logger, `${ipset} -exist restore`, input, changes.filter((_, i) => outcomes[i] === undefined));
     } catch (err) {
       const error = err as Error & { stderr?: string };
       const line = ipsetErrorLine(error.stderr ?? '');

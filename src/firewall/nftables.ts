@@ -31,7 +31,7 @@
 // access away; a host firewall that drops the door ports must allow them
 // itself for knockwatch to be able to open them.
 import type { Door, PortSpec } from '../types.js';
-import { createBatchQueue, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
+import { createBatchQueue, logAppliedBatch, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
 import type { NftSession } from './nft-session.js';
 import { runChecked, type Runner } from './run.js';
 import { FirewallError, type Access, type AccessKey, type FirewallAdapter, type FirewallLogger } from './types.js';
@@ -331,6 +331,7 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
       const result = await session.apply(batch.text);
       if (result.ok) {
         logger.debug({ ms: result.ms, pid: session.pid, changes: batch.included.length }, 'nft session command');
+        logAppliedBatch(logger, 'nft -i', batch.text, batch.included.map((i) => changes[i]));
         return batch.outcomes;
       }
       logger.debug({ reason: result.reason }, 'nft session did not confirm; running nft -f -');
@@ -339,6 +340,7 @@ export function createNftables(options: NftablesOptions): FirewallAdapter {
     }
     try {
       await transaction(batch.text);
+      logAppliedBatch(logger, `${nft} -f -`, batch.text, batch.included.map((i) => changes[i]));
     } catch (err) {
       for (const i of batch.included) batch.outcomes[i] = err as Error;
     }
