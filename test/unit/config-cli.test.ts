@@ -105,6 +105,32 @@ describe('knockwatch check-config', () => {
     expect(r.stderr).not.toContain('ENOENT');
   });
 
+  test('--json with an invalid file: the problems as one JSON object on stdout (file, line, field), exit 2', async () => {
+    const path = write('bad-json.yaml', CONFIG.replace('8000]', '8000, 99999]').replace('firewall', 'firewal'));
+    const r = await run('--json', path);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      valid: false,
+      file: path,
+      problems: [
+        { file: path, line: 1, column: 1, field: 'firewal', message: "unknown key 'firewal' (did you mean 'firewall'?)" },
+        { file: path, line: 4, column: 32, field: 'doors[0].sequence[2]', message: 'port 99999 is outside 1-65535' },
+      ],
+    });
+  });
+
+  test('--json with a missing file: JSON saying not found, exit 2', async () => {
+    const path = join(dir, 'missing.yaml');
+    const r = await run('--json', path);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toEqual({
+      valid: false,
+      file: path,
+      problems: [{ file: path, line: null, column: null, field: null, message: 'config file not found' }],
+    });
+  });
+
   test('unknown option: usage on stderr, exit 2', async () => {
     const r = await run('--jsn');
     expect(r.code).toBe(2);
