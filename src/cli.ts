@@ -29,9 +29,14 @@ function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) {
+    // A mistake (no command): the usage goes to stderr, as for every usage error.
+    process.stderr.write(`knockwatch: no command given\n\n${usage()}`);
+    return 2;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(usage());
-    return command === undefined ? 2 : 0;
+    return 0;
   }
   if (command === '--version' || command === '-V') {
     process.stdout.write(`${version()}\n`);
