@@ -14,9 +14,15 @@ import { createLab, LAB_V4, type Lab } from '../../src/lab/netns.js';
 import { describeLab } from '../support/lab.js';
 import { knockFrom, launchDaemon, removeRules, requireBuiltCli, writeDoorConfig, type DaemonProcess } from './support/daemon.js';
 
-const DOOR = { sequence: [1234, 5678, 9012], windowMs: 10_000, durationMs: 3000, open: [2222] };
+// 8 s: long enough that the --check after the open does not race the expiry on a loaded machine.
+const DOOR = { sequence: [1234, 5678, 9012], windowMs: 10_000, durationMs: 8000, open: [2222] };
 const WAIT_MS = 20_000;
 const INFO = 30;
+
+/** `knockwatch knock SERVER --check 2222` from the client's main address. */
+function checkFrom(lab: Lab, timeoutMs: string) {
+  return lab.run(lab.client, [process.execPath, requireBuiltCli(), 'knock', LAB_V4.server, '--check', '2222', '--timeout', timeoutMs, '--source', LAB_V4.client], { timeout: WAIT_MS });
+}
 
 describeLab('daemon log lines (namespace lab)', () => {
   let lab: Lab;
@@ -43,14 +49,23 @@ describeLab('daemon log lines (namespace lab)', () => {
         expect(order.indexOf('live capture open')).toBeLessThan(order.indexOf('knockwatch running'));
         expect(running.level).toBe(INFO);
 
+        // knock --check against the real door, nothing listening on 2222: shut = filtered (exit 4) ...
+        const shut = await checkFrom(lab, '1000');
+        expect(shut.stdout).toBe(`${LAB_V4.server} port 2222/tcp: filtered`);
+        expect(shut.exitCode).toBe(4);
+
         await knockFrom(lab, { host: LAB_V4.server, ports: DOOR.sequence, from: LAB_V4.client });
         const opened = await daemon.waitFor((l) => l.msg === 'firewall open (or refresh) applied', 'the open at info', WAIT_MS);
         expect(opened.level).toBe(INFO);
         expect(opened).toMatchObject({ door: 'ssh', source: LAB_V4.client, ports: ['2222/tcp'] });
         expect(String(opened.command)).toMatch(firewall === 'nftables' ? /^nft -(i|f -)$/ : /^ipset -exist restore$/);
         expect(String(opened.input)).toContain(LAB_V4.client);
+        // ... and once the door let us through, the host answers with a reset: refused (exit 3).
+        const through = await checkFrom(lab, '3000');
+        expect(through.stdout).toBe(`${LAB_V4.server} port 2222/tcp: refused`);
+        expect(through.exitCode).toBe(3);
 
-        // The access ends after 3 s: its close is a firewall change too.
+        // The access ends after 8 s: its close is a firewall change too.
         const closed = await daemon.waitFor((l) => l.msg === 'firewall close applied', 'the close at info', WAIT_MS);
         expect(closed.level).toBe(INFO);
         expect(closed).toMatchObject({ door: 'ssh', source: LAB_V4.client });
