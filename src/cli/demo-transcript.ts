@@ -74,7 +74,7 @@ export function describeDaemonLine(line: DaemonLogLine): string | undefined {
       return `${line.msg}: door ${String(line.door)} for ${String(line.source)} -> ${list(line.ports)} until ${clock(line.until)}`;
     case 'firewall open (or refresh) applied':
     case 'firewall close applied':
-      return `firewall: ${String(line.command)} <<< ${String(line.input)}`;
+      return `firewall: ${String(line.command)} <<< ${String(line.input).split('\n').join('; ')}`;
     case 'access closed':
       return `access closed: door ${String(line.door)} for ${String(line.source)} -> ${list(line.ports)} (${String(line.reason)})`;
     case 'sequence reset': {
