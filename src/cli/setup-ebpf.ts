@@ -6,9 +6,9 @@
 // `run --capture ebpf` looks for the loader (capture/ebpf.ts defaultLoaderPath).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { defaultLoaderPath } from '../capture/ebpf.js';
+import { parseCommandArgs, reportUsage } from './args.js';
 
 const USAGE = `usage: knockwatch setup-ebpf
 
@@ -23,14 +23,13 @@ const PACKAGE_ROOT = new URL('../../', import.meta.url);
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h', default: false } } });
+    const { values } = parseCommandArgs(argv, { help: { type: 'boolean', short: 'h', default: false } });
     if (values.help) {
       process.stdout.write(USAGE);
       return 0;
     }
   } catch (err) {
-    process.stderr.write(`knockwatch setup-ebpf: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return reportUsage('setup-ebpf', err, USAGE);
   }
   const sources = fileURLToPath(new URL('ebpf/', PACKAGE_ROOT));
   if (!existsSync(`${sources}Makefile`)) {

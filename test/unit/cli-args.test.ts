@@ -55,6 +55,7 @@ describe('every command reports option errors in our words, usage on stderr, exi
     ['knock', () => import('../../src/cli/knock.js'), '--check'],
     ['remove-rules', () => import('../../src/cli/remove-rules.js'), '--table'],
     ['demo', () => import('../../src/cli/demo.js'), ''],
+    ['setup-ebpf', () => import('../../src/cli/setup-ebpf.js'), ''],
   ];
 
   for (const [name, load, valued] of COMMANDS) {
