@@ -13,13 +13,14 @@ cd "$(dirname "$0")/.."
 # the latency benchmark's comparison; clang/llvm/libbpf-dev/bpftool/libelf-dev/
 # zlib1g-dev/linux-libc-dev/pkg-config build the eBPF capture backend;
 # systemd (systemd-analyze) checks deploy/knockwatch.service; podman/runc/
-# mmdebstrap build and run the Docker image (scripts/container-test.sh).
+# mmdebstrap build and run the Docker image (scripts/container-test.sh);
+# stress-ng keeps the cores busy for `npm run test:stress`.
 PACKAGES=(
   libpcap-dev python3 make g++ pkg-config
   nftables iptables ipset iproute2 procps
   tcpdump wireshark-common knockd
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  systemd podman runc mmdebstrap
+  systemd podman runc mmdebstrap stress-ng
 )
 
 missing=()

@@ -60,7 +60,9 @@ const once = () => new Promise((res) => {
 
 /** One connection check from `host`'s namespace (usually the lab's client). */
 export async function connectFrom(lab: Lab, host: LabHost, options: ConnectOptions): Promise<ConnectResult> {
-  const r = await lab.run(host, [process.execPath, '-e', CONNECT_SCRIPT, JSON.stringify(options)]);
+  // Bound the whole process too (node start-up included): a check never hangs a test.
+  const bound = (options.retryForMs ?? 0) + options.timeoutMs + 30_000;
+  const r = await lab.run(host, [process.execPath, '-e', CONNECT_SCRIPT, JSON.stringify(options)], { timeout: bound });
   if (r.exitCode !== 0) throw new Error(`connection check from ${host.ns} failed to run (exit ${r.exitCode}): ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as ConnectResult;
 }

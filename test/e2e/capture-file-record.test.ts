@@ -24,7 +24,8 @@ if (missing.length) console.warn(`[skipped] capture-file recording: missing ${mi
 const SENDER = (server4: string, server6: string) => `
 const net = require('node:net');
 const dgram = require('node:dgram');
-const syn = (host, port) => new Promise((r) => { const s = net.connect({ host, port }); s.on('error', r); s.on('connect', () => { s.destroy(); r(); }); });
+// Bounded: a dropped SYN would otherwise wait out the kernel's retries.
+const syn = (host, port) => new Promise((r) => { const s = net.connect({ host, port }); const t = setTimeout(() => { s.destroy(); r(); }, 3000); s.on('error', () => { clearTimeout(t); r(); }); s.on('connect', () => { clearTimeout(t); s.destroy(); r(); }); });
 const udp = (fam, host, port) => new Promise((r) => { const s = dgram.createSocket(fam); s.send(Buffer.from('knock'), port, host, () => { s.close(); r(); }); });
 (async () => {
   for (const p of [1234, 5678]) await syn('${server4}', p);

@@ -30,7 +30,9 @@ const SOCKET_CLIENT = `
 const net = require('node:net'), dgram = require('node:dgram');
 const tcp = (host, port, localAddress) => new Promise((done) => {
   const s = net.connect({ host, port, localAddress });
-  s.on('error', () => done()); s.on('connect', () => { s.destroy(); done(); });
+  // Bounded: a dropped SYN would otherwise wait out the kernel's retries.
+  const t = setTimeout(() => { s.destroy(); done(); }, 3000);
+  s.on('error', () => { clearTimeout(t); done(); }); s.on('connect', () => { clearTimeout(t); s.destroy(); done(); });
 });
 const udp = (type, host, port, address, msg) => new Promise((done) => {
   const s = dgram.createSocket(type);

@@ -35,6 +35,9 @@ import {
   type Ipv6Extension,
 } from '../../src/lab/packets.js';
 import type { Frame, KnockEvent, PortSpec } from '../../src/types.js';
+import { reportProgress } from '../support/progress.js';
+
+reportProgress(import.meta.url);
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LOADER = defaultLoaderPath();
@@ -174,7 +177,8 @@ async function startCapture(lab: Lab, extra: Partial<EbpfCaptureOptions> = {}): 
   };
 }
 
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+// Generous bound: a wait that passes early costs nothing, and a busy machine needs it.
+async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -223,7 +227,7 @@ async function spawnLoader(lab: Lab): Promise<{ child: ResultPromise }> {
   child.stdout?.resume();
   let err = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`loader did not attach within 5 s: ${err}`)), 5000);
+    const timer = setTimeout(() => reject(new Error(`loader did not attach within 15 s: ${err}`)), 15_000);
     child.stderr?.on('data', (d: Buffer) => {
       err += String(d);
       if (err.includes('info: attached')) {
@@ -540,7 +544,7 @@ describeLab('eBPF capture backend', () => {
       }
     });
 
-    it('delivers only the protocols it is given (--protocol, from captureProtocols())', async () => {
+    it('delivers only the protocols it is given (--protocol, from captureNeeds())', async () => {
       const cap = await startCapture(lab, { protocols: ['tcp'] });
       try {
         await inject(lab, [dgram('10.1.2.1', SERVER4, 5678), seg('10.1.2.2', SERVER4, 1234), seg('10.1.2.3', SERVER4, 1234)]);

@@ -9,6 +9,9 @@ import { describeLab } from '../support/lab.js';
 import { createLab, LAB_V4, LAB_V6, type Lab } from '../../src/lab/netns.js';
 import { createFirewall, FirewallCommandError, type Access, type FirewallAdapter } from '../../src/firewall/index.js';
 import { DOOR_PORT, LOCAL_PROBES, OTHER_PORT, holdAcrossExpiry, inServer, probe, startEchoServer, testDoor } from './firewall-support.js';
+import { reportProgress } from '../support/progress.js';
+
+reportProgress(import.meta.url);
 
 const v4 = { host: LAB_V4.server, port: DOOR_PORT, from: LAB_V4.client };
 const v4Other = { ...v4, from: LAB_V4.extra };
@@ -63,12 +66,16 @@ describeLab('iptables + ipset firewall (namespace lab, real tools)', () => {
   });
 
   it('open admits exactly that source; the KERNEL ends it with nobody calling close; an established connection survives', async () => {
-    const start = Date.now();
-    // ipset counts whole seconds: 2.5 s becomes 3 s. Nothing in this process
+    // ipset counts whole seconds: 7.5 s becomes 8 s. Nothing in this process
     // acts on the access afterwards, as if the daemon had been SIGKILLed.
-    await fw.open(access(LAB_V4.client, 4, 2500));
+    // 7.5 s: the probes below must run before the end on a busy machine.
+    await fw.open(access(LAB_V4.client, 4, 7500));
+    // When the kernel ends it, by its own account: whole seconds left,
+    // read before now, so now + one more second is an upper bound.
+    const [member] = await members(lab, 'kw-ssh-4');
+    const kernelEnd = Date.now() + (member.seconds + 1) * 1000;
     const [held, probes] = await Promise.all([
-      holdAcrossExpiry(lab, v4, start + 3000 + 400),
+      holdAcrossExpiry(lab, v4, kernelEnd + 400),
       probe(lab, [v4, v4Other, v4OtherPort, v6]),
     ]);
     expect(probes).toEqual(['open', 'timeout', 'open', 'timeout']);
@@ -78,21 +85,24 @@ describeLab('iptables + ipset firewall (namespace lab, real tools)', () => {
   });
 
   it('a second open refreshes the expiry without duplicating the element', async () => {
-    await fw.open(access(LAB_V4.client, 4, 3000));
+    // 10 s then 30 s: 20 s apart, so a slow read between them cannot hide the move.
+    await fw.open(access(LAB_V4.client, 4, 10_000));
     const first = await members(lab, 'kw-ssh-4');
-    await fw.open(access(LAB_V4.client, 4, 9000));
+    const refreshed = access(LAB_V4.client, 4, 30_000);
+    await fw.open(refreshed);
     const second = await members(lab, 'kw-ssh-4');
     expect(first).toHaveLength(1);
     expect(second).toEqual([{ element: `${LAB_V4.client},tcp:${DOOR_PORT}`, seconds: expect.any(Number) as number }]);
-    expect(second[0].seconds).toBeGreaterThanOrEqual(first[0].seconds + 5);
+    expect(second[0].seconds).toBeGreaterThanOrEqual(first[0].seconds + 15);
     const listed = await fw.list();
     expect(listed).toHaveLength(1);
     expect(listed[0]).toMatchObject({ door: 'ssh', source: LAB_V4.client, family: 4, ports: testDoor.open });
-    expect(Math.abs(listed[0].until - (Date.now() + 9000))).toBeLessThan(2000);
+    // The deadline read back is the one given, to ipset's whole seconds.
+    expect(Math.abs(listed[0].until - refreshed.until)).toBeLessThan(2000);
   });
 
   it('IPv6: opens for fd00:6b77::2 only, and close ends it at once', async () => {
-    await fw.open(access(LAB_V6.client, 6, 5000));
+    await fw.open(access(LAB_V6.client, 6, 30_000));
     expect(await probe(lab, [v6, v6Other])).toEqual(['open', 'timeout']);
     expect((await fw.list()).map((a) => `${a.family}:${a.source}`)).toEqual([`4:${LAB_V4.client}`, `6:${LAB_V6.client}`]);
     await fw.close({ door: 'ssh', source: LAB_V6.client, family: 6, ports: testDoor.open });
@@ -126,9 +136,9 @@ describeLab('iptables + ipset firewall (namespace lab, real tools)', () => {
   it('a failing command is reported with its stderr and list() stays true', async () => {
     const small = make({ setSize: 1 });
     await small.init([testDoor]);
-    await small.open(access(LAB_V4.client, 4, 5000));
-    await small.open(access(LAB_V4.client, 4, 6000)); // a refresh fits in a full set
-    const err = await small.open(access(LAB_V4.extra, 4, 5000)).catch((e: unknown) => e);
+    await small.open(access(LAB_V4.client, 4, 30_000));
+    await small.open(access(LAB_V4.client, 4, 31_000)); // a refresh fits in a full set
+    const err = await small.open(access(LAB_V4.extra, 4, 30_000)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FirewallCommandError);
     expect((err as FirewallCommandError).stderr).toMatch(/Hash is full/);
     expect((await small.list()).map((a) => a.source)).toEqual([LAB_V4.client]);

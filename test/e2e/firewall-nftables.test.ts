@@ -10,6 +10,9 @@ import { createLab, LAB_V4, LAB_V6, type Lab } from '../../src/lab/netns.js';
 import { createFirewall, FirewallCommandError, type Access, type FirewallAdapter } from '../../src/firewall/index.js';
 import { parseNftDuration } from '../../src/firewall/nftables.js';
 import { DOOR_PORT, LOCAL_PROBES, OTHER_PORT, holdAcrossExpiry, inServer, probe, sleep, startEchoServer, testDoor } from './firewall-support.js';
+import { reportProgress } from '../support/progress.js';
+
+reportProgress(import.meta.url);
 
 const v4 = { host: LAB_V4.server, port: DOOR_PORT, from: LAB_V4.client };
 const v4Other = { ...v4, from: LAB_V4.extra };
@@ -65,12 +68,15 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
   });
 
   it('open admits exactly that source; the KERNEL ends it with nobody calling close; an established connection survives', async () => {
-    const start = Date.now();
     // The adapter keeps no timers: from here on nothing in this process acts
     // on the access, as if the daemon had been SIGKILLed right after open().
-    await fw.open(access(LAB_V4.client, 4, 2500));
+    // 8 s: the probes below must run before the end on a busy machine.
+    await fw.open(access(LAB_V4.client, 4, 8000));
+    // When the kernel ends it, by its own account (read before readAt: an upper bound).
+    const [element] = await elements(lab, 'v4_ssh');
+    const kernelEnd = Date.now() + element.expiresMs;
     const [held, probes] = await Promise.all([
-      holdAcrossExpiry(lab, v4, start + 2500 + 300),
+      holdAcrossExpiry(lab, v4, kernelEnd + 300),
       probe(lab, [v4, v4Other, v4OtherPort, v6]),
     ]);
     expect(probes).toEqual(['open', 'timeout', 'open', 'timeout']);
@@ -84,22 +90,25 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
   it.each(['auto', 'replace'] as const)('a second open refreshes the expiry without duplicating the element (%s)', async (mode) => {
     const refreshing = make({ nftRefresh: mode });
     await refreshing.init([testDoor]);
-    await refreshing.open(access(LAB_V4.client, 4, 3000));
+    // 10 s then 30 s: 20 s apart, so a slow read between them cannot hide the move.
+    await refreshing.open(access(LAB_V4.client, 4, 10_000));
     const first = await elements(lab, 'v4_ssh');
     expect(first).toHaveLength(1);
-    await refreshing.open(access(LAB_V4.client, 4, 8000));
+    const refreshed = access(LAB_V4.client, 4, 30_000);
+    await refreshing.open(refreshed);
     const second = await elements(lab, 'v4_ssh');
     expect(second.map((e) => e.key)).toEqual([`${LAB_V4.client} . tcp . ${DOOR_PORT}`]);
-    expect(second[0].expiresMs).toBeGreaterThan(first[0].expiresMs + 4000);
+    expect(second[0].expiresMs).toBeGreaterThan(first[0].expiresMs + 15_000);
     const listed = await refreshing.list();
     expect(listed).toHaveLength(1);
     expect(listed[0]).toMatchObject({ door: 'ssh', source: LAB_V4.client, family: 4, ports: testDoor.open });
-    expect(Math.abs(listed[0].until - (Date.now() + 8000))).toBeLessThan(1000);
+    // The deadline read back is the one given (nft keeps ms).
+    expect(Math.abs(listed[0].until - refreshed.until)).toBeLessThan(1000);
     fw = refreshing;
   });
 
   it('IPv6: opens for fd00:6b77::2 only, and close ends it at once', async () => {
-    await fw.open(access(LAB_V6.client, 6, 5000));
+    await fw.open(access(LAB_V6.client, 6, 30_000));
     expect(await probe(lab, [v6, v6Other])).toEqual(['open', 'timeout']);
     expect((await fw.list()).map((a) => `${a.family}:${a.source}`)).toEqual([`4:${LAB_V4.client}`, `6:${LAB_V6.client}`]);
     await fw.close({ door: 'ssh', source: LAB_V6.client, family: 6, ports: testDoor.open });
@@ -126,9 +135,9 @@ describeLab('nftables firewall (namespace lab, real nft)', () => {
   it('a failing command is reported with its stderr and list() stays true', async () => {
     const small = make({ setSize: 1 });
     await small.init([testDoor]);
-    await small.open(access(LAB_V4.client, 4, 5000));
-    await small.open(access(LAB_V4.client, 4, 6000)); // a refresh fits in a full set
-    const err = await small.open(access(LAB_V4.extra, 4, 5000)).catch((e: unknown) => e);
+    await small.open(access(LAB_V4.client, 4, 30_000));
+    await small.open(access(LAB_V4.client, 4, 31_000)); // a refresh fits in a full set
+    const err = await small.open(access(LAB_V4.extra, 4, 30_000)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FirewallCommandError);
     expect((err as FirewallCommandError).exitCode).toBe(1);
     expect((err as FirewallCommandError).stderr).toMatch(/Error: Could not process rule/);

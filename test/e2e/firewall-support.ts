@@ -7,7 +7,14 @@ import type { Door } from '../../src/types.js';
 /** The protected port, and a port no door mentions (must never be affected). */
 export const DOOR_PORT = 2222;
 export const OTHER_PORT = 2223;
-export const PROBE_TIMEOUT_MS = 400;
+/**
+ * Give-up time of one probe: a dropped SYN shows as 'timeout'. 1 s: an
+ * accepted connect inside the lab takes well under a millisecond, but the
+ * probing node process can be descheduled for hundreds of ms at load 15.
+ */
+export const PROBE_TIMEOUT_MS = 1000;
+/** Bound on a whole helper process (start-up included) so no test waits on it for its full timeout. */
+const PROCESS_BOUND_MS = 30_000;
 
 export const testDoor: Door = {
   name: 'ssh',
@@ -60,7 +67,7 @@ Promise.all(probes.map(one)).then((r) => console.log(JSON.stringify(r)));`;
 
 /** Try TCP connections (in parallel) from the client namespace, or another: 'open', 'timeout' (dropped) or an error code. */
 export async function probe(lab: Lab, probes: readonly Probe[], host: LabHost = lab.client): Promise<ProbeResult[]> {
-  const r = await lab.run(host, ['node', '-e', PROBE_SCRIPT, JSON.stringify([probes, PROBE_TIMEOUT_MS])]);
+  const r = await lab.run(host, ['node', '-e', PROBE_SCRIPT, JSON.stringify([probes, PROBE_TIMEOUT_MS])], { timeout: PROCESS_BOUND_MS });
   if (r.exitCode !== 0) throw new Error(`probe failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as ProbeResult[];
 }
@@ -81,8 +88,12 @@ const fresh = () => new Promise((res) => {
   s.on('error', (e) => { clearTimeout(t); res(e.code); });
 });
 const held = net.connect({ host: p.host, port: p.port, localAddress: p.from });
-held.on('error', (e) => { out.error = e.code; console.log(JSON.stringify(out)); process.exit(0); });
+const report = () => { console.log(JSON.stringify(out)); process.exit(0); };
+// A dropped SYN must not leave this waiting for the kernel's ~2 min of retries.
+const connectTimer = setTimeout(() => { out.error = 'connect timeout'; held.destroy(); report(); }, timeoutMs);
+held.on('error', (e) => { out.error = e.code; report(); });
 held.on('connect', async () => {
+  clearTimeout(connectTimer);
   out.before = await echo(held, 'before');
   await new Promise((r) => setTimeout(r, Math.max(0, waitUntil - Date.now())));
   out.newAfter = await fresh();
@@ -100,7 +111,8 @@ export async function holdAcrossExpiry(
   p: Probe,
   waitUntil: number,
 ): Promise<{ before?: string; newAfter?: string; heldAfter?: string; error?: string }> {
-  const r = await lab.run(lab.client, ['node', '-e', HOLD_SCRIPT, JSON.stringify([p, waitUntil, PROBE_TIMEOUT_MS])]);
+  const bound = Math.max(0, waitUntil - Date.now()) + PROCESS_BOUND_MS;
+  const r = await lab.run(lab.client, ['node', '-e', HOLD_SCRIPT, JSON.stringify([p, waitUntil, PROBE_TIMEOUT_MS])], { timeout: bound });
   if (r.exitCode !== 0) throw new Error(`hold script failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { before?: string; newAfter?: string; heldAfter?: string; error?: string };
 }

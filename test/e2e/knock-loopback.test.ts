@@ -17,7 +17,7 @@ function udpSink(): Promise<{ socket: dgram.Socket; port: number; got: string[] 
   });
 }
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
+async function until(cond: () => boolean, ms = 15_000): Promise<void> {
   const end = performance.now() + ms;
   while (!cond()) {
     if (performance.now() > end) throw new Error('condition not met in time');
@@ -72,15 +72,17 @@ describe('knock client on loopback', () => {
   it('a TCP knock returns at once whether or not anything listens', async () => {
     const started = performance.now();
     await knock({ host: '127.0.0.1', steps: [listenPort, closedPort].map((port) => ({ port, protocol: 'tcp' as const })), delayMs: 0 });
-    expect(performance.now() - started).toBeLessThan(500);
+    // Idle this takes ~5 ms; the bound only has to stay far below a connect
+    // wait (a dropped SYN: seconds of retries), with room for a busy machine.
+    expect(performance.now() - started).toBeLessThan(3000);
   });
 
-  it('checkPort: open for a listener, closed for a free port', async () => {
-    expect(await checkPort('127.0.0.1', listenPort, 1000)).toBe(true);
-    expect(await checkPort('127.0.0.1', closedPort, 1000)).toBe(false);
-    // Retrying a refused port lasts until the timeout, then reports closed.
+  it('checkPort: open for a listener, refused for a free port', async () => {
+    expect(await checkPort('127.0.0.1', listenPort, 1000)).toBe('open');
+    expect(await checkPort('127.0.0.1', closedPort, 1000)).toBe('refused');
+    // Retrying a refused port lasts until the timeout, then reports refused.
     const started = performance.now();
-    expect(await checkPort('127.0.0.1', closedPort, 400, undefined, { retryUntilTimeout: true })).toBe(false);
+    expect(await checkPort('127.0.0.1', closedPort, 400, undefined, { retryUntilTimeout: true })).toBe('refused');
     expect(performance.now() - started).toBeGreaterThanOrEqual(290);
   });
 });

@@ -46,7 +46,7 @@ describeLab('a second knockwatch in the same network namespace is refused (nftab
   it('the second run exits 3 with one line naming the holder; the first keeps its table and its open access', async () => {
     const from = lab.client.v4;
     await knockFrom(lab, { host: lab.server.v4, ports: SEQUENCE, from });
-    await first.waitFor(lineFor('access opened', from), '"access opened"', 3000);
+    await first.waitFor(lineFor('access opened', from), '"access opened"', 15_000);
     const before = await snapshotRules(lab, 'nftables');
     expect(before.elements).toEqual([`${from} tcp/${DOOR_PORT}`]);
 
@@ -59,7 +59,7 @@ describeLab('a second knockwatch in the same network namespace is refused (nftab
     // Nothing of the first daemon's changed: same rules, same access, still open.
     const after = await snapshotRules(lab, 'nftables');
     expect(after).toEqual(before);
-    const c = await connectFrom(lab, lab.client, { host: lab.server.v4, port: DOOR_PORT, from, timeoutMs: 500 });
+    const c = await connectFrom(lab, lab.client, { host: lab.server.v4, port: DOOR_PORT, from, timeoutMs: 500, retryForMs: 5000 });
     expect(c.outcome).toBe('open');
     expect(first.find((l) => l.msg === 'knockwatch stopped')).toEqual([]);
   });
