@@ -19,7 +19,7 @@ import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Observable } from 'rxjs';
-import type { Door, Frame, PortSpec, Protocol } from '../types.js';
+import type { Frame, PortSpec, Protocol } from '../types.js';
 import { formatPort } from '../types.js';
 import { captureProtocols } from './filter.js';
 import {
@@ -57,11 +57,7 @@ export interface EbpfCaptureOptions {
    * without ending its active state, since they do not reset its own door.
    */
   readonly openPorts?: readonly PortSpec[];
-  /**
-   * Protocols of the knocks to deliver; default both. The daemon passes
-   * captureProtocols(doors), the function that also writes the pcap filter's
-   * protocol terms.
-   */
+  /** Protocols of the knocks to deliver (CaptureNeeds.protocols); default both. */
   readonly protocols?: readonly Protocol[];
   /** Loader binary; default $KNOCKWATCH_EBPF_LOADER or build/ebpf/knockwatch-ebpf. */
   readonly loaderPath?: string;
@@ -103,28 +99,6 @@ export function defaultLoaderPath(): string {
   return fileURLToPath(new URL(`../../build/ebpf/${LOADER_NAME}`, import.meta.url));
 }
 
-/** Distinct ports, first occurrence first. */
-function distinctPorts(ports: Iterable<PortSpec>): PortSpec[] {
-  const seen = new Map<string, PortSpec>();
-  for (const p of ports) if (!seen.has(formatPort(p))) seen.set(formatPort(p), { port: p.port, protocol: p.protocol });
-  return [...seen.values()];
-}
-
-/** The distinct sequence ports of the doors: what the kernel program watches. */
-export function knockPorts(doors: readonly Door[]): PortSpec[] {
-  return distinctPorts(doors.flatMap((door) => door.sequence));
-}
-
-/** What the kernel program needs to know of the doors: ports, and protocols as the pcap filter has them. */
-export function watchedPorts(doors: readonly Door[]): Pick<EbpfCaptureOptions, 'steps' | 'firstSteps' | 'openPorts' | 'protocols'> {
-  return {
-    protocols: captureProtocols(doors),
-    steps: knockPorts(doors),
-    firstSteps: distinctPorts(doors.flatMap((door) => door.sequence.slice(0, 1))),
-    openPorts: distinctPorts(doors.flatMap((door) => door.open)),
-  };
-}
-
 function checkPort(what: string, p: PortSpec): string {
   if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535 || (p.protocol !== 'tcp' && p.protocol !== 'udp')) {
     throw new Error(`eBPF capture: invalid ${what} ${JSON.stringify(p)}`);
@@ -157,7 +131,7 @@ export function loaderArgs(options: EbpfCaptureOptions): string[] {
   // A port that is a step of some door is sent up as a step already.
   for (const port of open) if (!steps.has(port)) args.push('--open', port);
   if (options.protocols !== undefined) {
-    for (const p of captureProtocols([], options.protocols)) args.push('--protocol', p);
+    for (const p of captureProtocols(options.protocols)) args.push('--protocol', p);
   }
   if (options.hook !== undefined) {
     if (options.hook !== 'tc' && options.hook !== 'xdp') throw new Error(`eBPF capture: unknown hook '${String(options.hook)}'`);

@@ -26,12 +26,7 @@
 // dropped). Longer chains pass through unchecked - they are rare, and the
 // decoder walks the chain and checks the flags in JavaScript anyway. IPsec
 // (ESP/AH) is not admitted: knocks are plain SYNs and UDP datagrams.
-import type { Door, Protocol } from '../types.js';
-
-export interface CaptureFilterOptions {
-  /** Protocols to admit; default: captureProtocols(doors), i.e. both. */
-  readonly protocols?: readonly Protocol[];
-}
+import type { Protocol } from '../types.js';
 
 const IPPROTO_HOPOPTS = 0;
 const IPPROTO_TCP = 6;
@@ -43,9 +38,9 @@ const IPPROTO_DSTOPTS = 60;
 const SYN_ACK_MASK = '0x12';
 const SYN_ONLY = '0x02';
 
-/** The BPF filter text for live capture of knocks on the given doors. */
-export function buildCaptureFilter(doors: readonly Door[], options: CaptureFilterOptions = {}): string {
-  const protocols = captureProtocols(doors, options.protocols);
+/** The BPF filter text for live capture of knocks of these protocols (CaptureNeeds.protocols). */
+export function buildCaptureFilter(wanted: readonly Protocol[]): string {
+  const protocols = captureProtocols(wanted);
   // Cheap protocol tests first: they reject ACK segments before the address compare.
   return (
     `((ip and (${ipv4Clauses(protocols).join(' or ')}) and ${NOT_LOOPBACK_V4})` +
@@ -62,23 +57,18 @@ const NOT_LOOPBACK_V4 = 'not dst net 127.0.0.0/8';
 const NOT_LOOPBACK_V6 = 'not dst host ::1';
 
 /**
- * The protocols capture must deliver (this filter, and the eBPF program via
- * loaderArgs): explicit, or else both as soon as a door has a sequence. Not
- * only those of the steps: a SYN or UDP datagram to a wrong port resets a
- * source part-way through, whatever the door's own protocols (the rule in
- * decode/decode.ts; README "any SYN/UDP resets"), so a TCP-only door still
- * needs every UDP datagram.
+ * The protocols a capture delivers, checked and in canonical order (tcp
+ * first), for this filter and the eBPF loader's --protocol alike. Which ones
+ * a config needs is decided once, from the doors, by detect's captureNeeds():
+ * both as soon as a door has a sequence, since any SYN or UDP datagram to a
+ * wrong port resets a source part-way through (the rule in decode/decode.ts).
  */
-export function captureProtocols(doors: readonly Door[], explicit?: readonly Protocol[]): Protocol[] {
-  const wanted = new Set<Protocol>(explicit ?? (doors.some((d) => d.sequence.length > 0) ? ['tcp', 'udp'] : []));
+export function captureProtocols(protocols: readonly Protocol[]): Protocol[] {
+  const wanted = new Set<Protocol>(protocols);
   for (const p of wanted) {
-    if (p !== 'tcp' && p !== 'udp') throw new TypeError(`capture filter: unknown protocol '${String(p)}' (expected tcp or udp)`);
+    if (p !== 'tcp' && p !== 'udp') throw new TypeError(`capture: unknown protocol '${String(p)}' (expected tcp or udp)`);
   }
-  if (wanted.size === 0) {
-    throw new TypeError(
-      explicit ? 'capture filter: the protocols option is empty' : 'capture filter: no door has a knock sequence, so there is nothing to capture',
-    );
-  }
+  if (wanted.size === 0) throw new TypeError('capture: no protocol to capture (no door has a knock sequence)');
   return (['tcp', 'udp'] as const).filter((p) => wanted.has(p));
 }
 

@@ -12,8 +12,8 @@
 //    for errors retrying cannot fix (permission, filter, missing addon),
 //    which error the Observable. It never completes.
 import { defer, distinctUntilChanged, finalize, map, NEVER, Observable, retry, switchMap, throwError, timer } from 'rxjs';
-import type { Door, Frame, Protocol } from '../types.js';
-import { buildCaptureFilter, captureProtocols } from './filter.js';
+import type { Frame, Protocol } from '../types.js';
+import { buildCaptureFilter } from './filter.js';
 import { watchInterfaces, type InterfaceState, type LiveLogger } from './interfaces.js';
 import { isFatalCaptureError, LiveCaptureError, openLiveCapture, type LiveCaptureCounters, type LiveCaptureOptions } from './live.js';
 
@@ -22,9 +22,8 @@ export type { LiveLogger } from './interfaces.js';
 export interface LiveFramesOptions {
   /** Interface name, or `any`. */
   readonly interface: string;
-  readonly doors: readonly Door[];
-  /** Protocols to capture; default: those of the doors' sequences. */
-  readonly protocols?: readonly Protocol[];
+  /** Protocols to capture (CaptureNeeds.protocols, derived from the doors by detect). */
+  readonly protocols: readonly Protocol[];
   readonly snaplen?: number;
   readonly bufferSize?: number;
   /** See LiveCaptureOptions.backlogBytes. */
@@ -74,9 +73,8 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
   const maxDelay = options.maxRetryDelayMs ?? 30_000;
 
   return defer(() => {
-    // Fail now on doors with nothing to capture, not when the interface first comes up.
-    const protocols = captureProtocols(options.doors, options.protocols);
-    const filter = buildCaptureFilter(options.doors, { protocols });
+    // Fail now on nothing to capture, not when the interface first comes up.
+    const filter = buildCaptureFilter(options.protocols);
     const states = options.states ?? watchInterfaces(name, { pollMs: options.pollMs, logger: log });
 
     const toPlan = (state: InterfaceState): Plan => {

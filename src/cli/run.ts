@@ -5,7 +5,7 @@
 // config. One per network namespace (instance lock, exit status 3).
 import { stat } from 'node:fs/promises';
 import { ConfigError, formatProblem, loadConfig } from '../config/index.js';
-import { startDaemon } from '../daemon.js';
+import { startDaemon } from '../daemon/start.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError, type InstanceLock } from '../firewall/instance-lock.js';
 import { createLogger, isLogLevel, isPretty, type Logger } from '../log.js';
 import { EXIT_USAGE, parseCommandArgs, reportUsage } from './args.js';

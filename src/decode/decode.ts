@@ -31,7 +31,7 @@
 //    address check; eBPF: its `local` map), not here;
 //  - protocols: both, whatever the doors use, since any SYN or UDP datagram
 //    from a source part-way through a sequence resets it
-//    (captureProtocols() in capture/filter.ts);
+//    (captureNeeds() in detect/capture-needs.ts, for the pcap filter and eBPF);
 //  - a first fragment (offset 0) counts; later fragments carry no port.
 //    Transport checksums are not verified (neither backend does).
 // A capture may be cut short (snaplen): a frame whose headers were not all

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { buildCaptureFilter } from '../../src/capture/filter.js';
+import { captureNeeds } from '../../src/detect/index.js';
 import { encodePcap } from '../../src/capture/write.js';
 import { ethernet, sll, tcp, TcpFlag, udp, type Ipv6Extension } from '../../src/lab/packets.js';
 import type { Door, Protocol } from '../../src/types.js';
@@ -70,8 +71,11 @@ const CASES: Case[] = [
 ];
 
 function door(...protocols: Protocol[]): Door {
-  return { name: 'd', sequence: protocols.map((protocol, i) => ({ port: 1000 + i, protocol })), windowMs: 1000, open: [], durationMs: 1000 };
+  return { name: 'd', sequence: protocols.map((protocol, i) => ({ port: 1000 + 10 * i, protocol })), windowMs: 1000, open: [{ port: 22, protocol: 'tcp' }], durationMs: 1000 };
 }
+
+/** The filter the daemon builds for these doors (captureNeeds -> buildCaptureFilter). */
+const filterFor = (...doors: Door[]): string => buildCaptureFilter(captureNeeds(doors).protocols);
 
 const dir = mkdtempSync(join(tmpdir(), 'kw-filter-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -96,23 +100,23 @@ async function passing(linkType: number, wrap: (p: Uint8Array) => Uint8Array, fi
 describe.skipIf(tcpdumpMissing)('capture filter under libpcap', () => {
   for (const link of LINKS) {
     it(`admits exactly the knock candidates on ${link.name}`, async () => {
-      const got = await passing(link.linkType, link.wrap, buildCaptureFilter([door('tcp', 'udp')]));
+      const got = await passing(link.linkType, link.wrap, filterFor(door('tcp', 'udp')));
       const wrong = CASES.map((c, i) => ({ name: c.name, want: c.pass, got: got.includes(i) })).filter((r) => r.want !== r.got);
       expect(wrong).toEqual([]);
       expect(got.length).toBe(CASES.filter((c) => c.pass).length);
     });
 
     it(`admits SYNs and UDP alike for TCP-only and UDP-only doors on ${link.name} (any SYN/UDP resets)`, async () => {
-      const both = await passing(link.linkType, link.wrap, buildCaptureFilter([door('tcp', 'udp')]));
-      expect(await passing(link.linkType, link.wrap, buildCaptureFilter([door('tcp')]))).toEqual(both);
-      expect(await passing(link.linkType, link.wrap, buildCaptureFilter([door('udp')]))).toEqual(both);
+      const both = await passing(link.linkType, link.wrap, filterFor(door('tcp', 'udp')));
+      expect(await passing(link.linkType, link.wrap, filterFor(door('tcp')))).toEqual(both);
+      expect(await passing(link.linkType, link.wrap, filterFor(door('udp')))).toEqual(both);
     });
   }
 
   it('compiles to plain loads only: no Linux ancillary data that libpcap cannot evaluate in userland', async () => {
     const file = join(dir, 'empty.pcap');
     writeFileSync(file, encodePcap([], { linkType: 1 }));
-    const r = await execa('tcpdump', ['-d', '-r', file, buildCaptureFilter([door('tcp', 'udp')])]);
+    const r = await execa('tcpdump', ['-d', '-r', file, filterFor(door('tcp', 'udp'))]);
     expect(r.stdout).toMatch(/ret\s+#0/);
     // [type] is SKF_AD_PKTTYPE (inbound/outbound), [ifidx] SKF_AD_IFINDEX, [vlan_*] the VLAN extensions.
     expect(r.stdout).not.toMatch(/\[(type|ifidx|vlan_tci|vlan_avail|proto|mark|hatype|rxhash|cpu)\]/);

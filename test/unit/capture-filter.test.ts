@@ -3,16 +3,11 @@
 // produces, and bad input.
 import { describe, expect, it } from 'vitest';
 import { buildCaptureFilter, captureProtocols } from '../../src/capture/filter.js';
-import type { Door, PortSpec, Protocol } from '../../src/types.js';
+import type { Protocol } from '../../src/types.js';
 
-function door(...steps: [number, Protocol][]): Door {
-  const sequence: PortSpec[] = steps.map(([port, protocol]) => ({ port, protocol }));
-  return { name: 'd', sequence, windowMs: 10_000, open: [{ port: 22, protocol: 'tcp' }], durationMs: 30_000 };
-}
-
-const TCP_DOOR = door([1111, 'tcp'], [2222, 'tcp']);
-const UDP_DOOR = door([3333, 'udp']);
-const MIXED_DOOR = door([1111, 'tcp'], [3333, 'udp']);
+// What a config needs (both, as soon as a door has a sequence) is decided by
+// detect's captureNeeds(): test/unit/detect-capture-needs.test.ts.
+const BOTH: Protocol[] = ['tcp', 'udp'];
 
 const V4_SYN = 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn';
 const V4_UDP = '(udp and ip[6:2] & 0x1fff == 0)';
@@ -20,8 +15,8 @@ const V6_SYN = '(ip6[6] == 6 and ip6[53] & 0x12 == 0x02)';
 const V6_UDP = 'ip6[6] == 17';
 
 describe('buildCaptureFilter', () => {
-  it('admits TCP SYNs and UDP of both families for a mixed door', () => {
-    const f = buildCaptureFilter([MIXED_DOOR]);
+  it('admits TCP SYNs and UDP of both families', () => {
+    const f = buildCaptureFilter(BOTH);
     expect(f).toContain(V4_SYN);
     expect(f).toContain(V4_UDP);
     expect(f).toContain(V6_SYN);
@@ -29,26 +24,18 @@ describe('buildCaptureFilter', () => {
   });
 
   it('never restricts ports: a sweep must reach detection to reset it', () => {
-    const f = buildCaptureFilter([MIXED_DOOR, TCP_DOOR]);
+    const f = buildCaptureFilter(BOTH);
     expect(f).not.toMatch(/port/);
-    expect(f).not.toMatch(/1111|2222|3333/);
   });
 
-  it('admits UDP for a TCP-only door and TCP for a UDP-only door: any SYN/UDP to a wrong port resets (issue 8 item 13)', () => {
-    for (const door of [TCP_DOOR, UDP_DOOR]) {
-      const f = buildCaptureFilter([door]);
-      for (const clause of [V4_SYN, V6_SYN, V4_UDP, V6_UDP]) expect(f).toContain(clause);
-    }
-  });
-
-  it('takes an explicit protocol list over the doors', () => {
-    const f = buildCaptureFilter([TCP_DOOR], { protocols: ['udp'] });
+  it('admits only the protocols it is given', () => {
+    const f = buildCaptureFilter(['udp']);
     expect(f).toContain(V4_UDP);
     expect(f).not.toContain('tcp');
   });
 
   it('holds no host address, so an address change never needs a new filter (issue 8 item 7)', () => {
-    const f = buildCaptureFilter([MIXED_DOOR]);
+    const f = buildCaptureFilter(BOTH);
     expect(f).not.toMatch(/\bhost (?!::1\))/);
     expect(f).not.toMatch(/src/);
     // Both families always: an address of the other family may be added later.
@@ -57,18 +44,18 @@ describe('buildCaptureFilter', () => {
   });
 
   it('drops loopback destinations in the kernel (the address rule\'s static part)', () => {
-    const f = buildCaptureFilter([MIXED_DOOR]);
+    const f = buildCaptureFilter(BOTH);
     expect(f).toContain('not dst net 127.0.0.0/8');
     expect(f).toContain('not dst host ::1');
   });
 
   it('never uses inbound or ifindex (libpcap cannot run them in userland: first packet lost)', () => {
-    const f = buildCaptureFilter([MIXED_DOOR]);
+    const f = buildCaptureFilter(BOTH);
     expect(f).not.toMatch(/inbound|outbound|ifindex/);
   });
 
   it('walks one IPv6 extension header and passes longer chains', () => {
-    const f = buildCaptureFilter([TCP_DOOR]);
+    const f = buildCaptureFilter(BOTH);
     expect(f).toContain('(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 60)');
     expect(f).toContain('ip6[40 + (ip6[41] + 1) * 8 + 13] & 0x12 == 0x02');
     expect(f).toContain('ip6[6] == 44 and ip6[42:2] & 0xfff8 == 0');
@@ -79,8 +66,8 @@ describe('buildCaptureFilter', () => {
   });
 
   it('has balanced parentheses for every combination', () => {
-    for (const doors of [[TCP_DOOR], [UDP_DOOR], [MIXED_DOOR]]) {
-      const f = buildCaptureFilter(doors);
+    for (const protocols of [['tcp'], ['udp'], BOTH] as Protocol[][]) {
+      const f = buildCaptureFilter(protocols);
       let depth = 0;
       for (const ch of f) {
         if (ch === '(') depth += 1;
@@ -92,17 +79,15 @@ describe('buildCaptureFilter', () => {
   });
 
   it('rejects bad input with a message naming it', () => {
-    expect(() => buildCaptureFilter([])).toThrow(/no door has a knock sequence/);
-    expect(() => buildCaptureFilter([TCP_DOOR], { protocols: [] })).toThrow(/protocols option is empty/);
-    expect(() => buildCaptureFilter([TCP_DOOR], { protocols: ['icmp' as Protocol] })).toThrow(/unknown protocol 'icmp'/);
+    expect(() => buildCaptureFilter([])).toThrow(/no protocol to capture/);
+    expect(() => buildCaptureFilter(['icmp' as Protocol])).toThrow(/unknown protocol 'icmp'/);
   });
 });
 
 describe('captureProtocols', () => {
-  it('is both protocols for any door with a sequence, in a fixed order; an explicit list wins', () => {
-    expect(captureProtocols([UDP_DOOR, TCP_DOOR])).toEqual(['tcp', 'udp']);
-    expect(captureProtocols([TCP_DOOR])).toEqual(['tcp', 'udp']);
-    expect(captureProtocols([UDP_DOOR])).toEqual(['tcp', 'udp']);
-    expect(captureProtocols([], ['udp', 'tcp', 'udp'])).toEqual(['tcp', 'udp']);
+  it('checks a protocol list and puts it in a fixed order without repeats', () => {
+    expect(captureProtocols(['udp', 'tcp', 'udp'])).toEqual(['tcp', 'udp']);
+    expect(captureProtocols(['udp'])).toEqual(['udp']);
+    expect(() => captureProtocols([])).toThrow(/no protocol to capture/);
   });
 });

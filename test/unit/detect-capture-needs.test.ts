@@ -1,11 +1,8 @@
-// captureNeeds(): what capture must deliver, derived from the doors' matchers.
-// It must equal what the capture stages derive today on their own (pcap
-// filter protocols, eBPF port classes), so switching them to it changes nothing.
+// captureNeeds(): what capture must deliver, derived from the doors' matchers;
+// the daemon hands it to the pcap filter and the eBPF loader as plain data.
 import { describe, expect, it } from 'vitest';
 import type { Door } from '../../src/types.js';
 import { captureNeeds } from '../../src/detect/capture-needs.js';
-import { captureProtocols } from '../../src/capture/filter.js';
-import { watchedPorts } from '../../src/capture/ebpf.js';
 import { door, tcp } from './detect-support.js';
 
 const udp = (...ports: number[]) => ports.map((port) => ({ port, protocol: 'udp' as const }));
@@ -27,10 +24,22 @@ describe('captureNeeds', () => {
     });
   });
 
-  it.each(doorSets.map((doors, i) => [i, doors] as const))('%i: equals what the capture stages derive today', (_i, doors) => {
-    const needs = captureNeeds(doors);
-    expect(needs.protocols).toEqual(captureProtocols(doors));
-    expect(watchedPorts(doors)).toMatchObject({ steps: needs.steps, firstSteps: needs.firstSteps, openPorts: needs.openPorts });
+  it.each(doorSets.map((doors, i) => [i, doors] as const))(
+    '%i: both protocols whatever the steps use: any SYN/UDP to a wrong port resets (issue 8 item 13)',
+    (_i, doors) => {
+      expect(captureNeeds(doors).protocols).toEqual(['tcp', 'udp']);
+    },
+  );
+
+  it('gives first steps, steps and open ports for UDP-only doors, each port once', () => {
+    expect(captureNeeds(doorSets[2])).toEqual({ protocols: ['tcp', 'udp'], firstSteps: udp(5000, 6000), steps: udp(5000, 6000), openPorts: [...udp(53), ...tcp(22)] });
+  });
+
+  it('steps are the sequence ports once each, never the opened ports; first steps are each door\'s first', () => {
+    const needs = captureNeeds([door({ name: 'a', sequence: [...tcp(1234), ...udp(5678)] }), door({ name: 'b', sequence: [...udp(5678), ...tcp(5678)], open: tcp(80) })]);
+    expect(needs.steps).toEqual([...tcp(1234), ...udp(5678), ...tcp(5678)]);
+    expect(needs.firstSteps).toEqual([...tcp(1234), ...udp(5678)]);
+    expect(needs.openPorts).toEqual(tcp(22, 80));
   });
 
   it('refuses doors the detector would refuse', () => {

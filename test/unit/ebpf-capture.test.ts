@@ -11,12 +11,10 @@ import {
   type EbpfExit,
   type EbpfInterface,
   ebpfUnavailableReason,
-  knockPorts,
-  watchedPorts,
   loaderArgs,
   openEbpfCapture,
 } from '../../src/capture/ebpf.js';
-import type { Door, Frame } from '../../src/types.js';
+import type { Frame } from '../../src/types.js';
 import { counterRecord, frameRecord, readyRecord } from './ebpf-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kw-ebpf-unit-'));
@@ -192,40 +190,9 @@ describe('loaderArgs', () => {
   });
 });
 
-describe('knockPorts and watchedPorts', () => {
-  it('watches only sequence ports, once each, never the opened ports', () => {
-    const door = (name: string, seq: [number, 'tcp' | 'udp'][]): Door => ({
-      name,
-      sequence: seq.map(([port, protocol]) => ({ port, protocol })),
-      windowMs: 10_000,
-      open: [{ port: 22, protocol: 'tcp' }],
-      durationMs: 30_000,
-    });
-    expect(knockPorts([door('a', [[1234, 'tcp'], [5678, 'udp']]), door('b', [[5678, 'udp'], [5678, 'tcp']])])).toEqual([
-      { port: 1234, protocol: 'tcp' },
-      { port: 5678, protocol: 'udp' },
-      { port: 5678, protocol: 'tcp' },
-    ]);
-  });
-
-  it('watchedPorts: every step, the first steps, the open ports, once each, and both protocols for TCP-only doors', () => {
-    const door = (name: string, seq: number[], open: number[]): Door => ({
-      name,
-      sequence: seq.map((port) => ({ port, protocol: 'tcp' as const })),
-      windowMs: 10_000,
-      open: open.map((port) => ({ port, protocol: 'tcp' as const })),
-      durationMs: 30_000,
-    });
-    const tcp = (port: number) => ({ port, protocol: 'tcp' });
-    expect(watchedPorts([door('a', [1, 2, 3], [22]), door('b', [2, 1], [22, 80])])).toEqual({
-      steps: [tcp(1), tcp(2), tcp(3)],
-      firstSteps: [tcp(1), tcp(2)],
-      openPorts: [tcp(22), tcp(80)],
-      // captureProtocols(), as the pcap filter: any SYN/UDP resets (issue 8 item 13).
-      protocols: ['tcp', 'udp'],
-    });
-  });
-
+// What the loader is told to watch is derived from the doors by detect's
+// captureNeeds() (test/unit/detect-capture-needs.test.ts).
+describe('loaderArgs protocols', () => {
   it('passes the protocols to the loader as the pcap filter has them', () => {
     const steps = [{ port: 1234, protocol: 'tcp' as const }];
     expect(loaderArgs({ interfaces: 'kw0', steps, protocols: ['udp', 'tcp'] })).toEqual(['--ifname', 'kw0', '--port', '1234/tcp', '--protocol', 'tcp', '--protocol', 'udp']);

@@ -5,18 +5,9 @@ import { Observable, Subject, type Subscriber } from 'rxjs';
 import { liveFrames } from '../../src/capture/live-frames.js';
 import { LiveCaptureError, type LiveCaptureOptions } from '../../src/capture/live.js';
 import type { InterfaceState } from '../../src/capture/interfaces.js';
-import type { Door, Frame } from '../../src/types.js';
+import type { Frame, Protocol } from '../../src/types.js';
 
-const DOOR: Door = {
-  name: 'ssh',
-  sequence: [
-    { port: 1111, protocol: 'tcp' },
-    { port: 2222, protocol: 'udp' },
-  ],
-  windowMs: 10_000,
-  open: [{ port: 22, protocol: 'tcp' }],
-  durationMs: 30_000,
-};
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
 
 interface FakeCapture {
   readonly options: LiveCaptureOptions;
@@ -39,7 +30,7 @@ function setup(extra: { retryDelayMs?: number } = {}) {
   const frames: Frame[] = [];
   let error: unknown;
   let completed = false;
-  const sub = liveFrames({ interface: 'kw0', doors: [DOOR], states, open, logger, retryDelayMs: extra.retryDelayMs ?? 5 }).subscribe({
+  const sub = liveFrames({ interface: 'kw0', protocols: PROTOCOLS, states, open, logger, retryDelayMs: extra.retryDelayMs ?? 5 }).subscribe({
     next: (f) => frames.push(f),
     error: (e) => (error = e),
     complete: () => (completed = true),
@@ -169,11 +160,11 @@ describe('liveFrames', () => {
     expect(t.states.observed).toBe(false); // stopped following the interface
   });
 
-  it('errors at subscription when no door has anything to capture', () => {
+  it('errors at subscription when there is nothing to capture', () => {
     let error: unknown;
-    liveFrames({ interface: 'kw0', doors: [], states: new Subject<InterfaceState>(), open: () => new Observable<Frame>() }).subscribe({
+    liveFrames({ interface: 'kw0', protocols: [], states: new Subject<InterfaceState>(), open: () => new Observable<Frame>() }).subscribe({
       error: (e) => (error = e),
     });
-    expect(String(error)).toMatch(/no door has a knock sequence/);
+    expect(String(error)).toMatch(/no protocol to capture/);
   });
 });

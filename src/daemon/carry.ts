@@ -2,9 +2,9 @@
 // kernel must hold (reinstall after our rules were lost) and what a config
 // reload carries over or ends. Packet time is wall-clock time in live
 // operation, so the ledger's deadlines compare with the wall clock.
-import type { OpenAccess } from './detect/index.js';
-import { accessFromDecision, type Access } from './firewall/index.js';
-import type { Door, OpenDecision } from './types.js';
+import type { OpenAccess } from '../detect/index.js';
+import { accessFromDecision, type Access } from '../firewall/index.js';
+import type { Door, OpenDecision } from '../types.js';
 
 function asOpen(a: OpenAccess, now: number): OpenDecision {
   return { type: 'open', door: a.door, source: a.source, time: now, until: a.until, ports: a.ports, refreshed: true };

@@ -1,7 +1,7 @@
 // What a config reload carries over and what it ends (src/ledger.ts): the
 // rule that keeps start_command/stop_command balanced (issue 8 item 5).
 import { describe, expect, it } from 'vitest';
-import { endsOnReload, ledgerAccess } from '../../src/ledger.js';
+import { endsOnReload, ledgerAccess } from '../../src/daemon/carry.js';
 import type { Door } from '../../src/types.js';
 
 const ssh: Door = {

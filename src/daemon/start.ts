@@ -4,20 +4,19 @@
 // without traffic) and reload/shutdown. A clean stop leaves our rules and the
 // remaining accesses in the kernel (their timeouts end them): stopping must
 // never open the door ports to everyone.
-import { Subject, type MonoTypeOperatorFunction, type Observable, type Subscription } from 'rxjs';
-import { openEbpfCapture, watchedPorts, type EbpfHook } from './capture/ebpf.js';
-import { liveFrames } from './capture/live-frames.js';
-import { keepKnocksForHost } from './capture/host-addresses.js';
-import { wallClock } from './capture/live-clock.js';
-import { createDecodeStats, type DecodeStats } from './decode/decode.js';
-import { decodeFrames } from './decode/operator.js';
-import { createDetector, liveTicks, runDetector, type Detector } from './detect/index.js';
-import { accessFromDecision, accessKeyFromDecision, createFirewall, type Firewall } from './firewall/index.js';
-import { watchFirewallState, type StateWatch } from './firewall/state-watch.js';
-import { endsOnReload, ledgerAccess } from './ledger.js';
-import type { Logger } from './log.js';
-import type { Decision, Frame, KnockEvent, KnockwatchConfig } from './types.js';
-import { formatPort } from './types.js';
+import { Subject, type Observable, type Subscription } from 'rxjs';
+import type { EbpfHook } from '../capture/ebpf.js';
+import { wallClock } from '../capture/live-clock.js';
+import { createDecodeStats, type DecodeStats } from '../decode/decode.js';
+import { decodeFrames } from '../decode/operator.js';
+import { createDetector, liveTicks, runDetector, type Detector } from '../detect/index.js';
+import { accessFromDecision, accessKeyFromDecision, createFirewall, type Firewall } from '../firewall/index.js';
+import { watchFirewallState, type StateWatch } from '../firewall/state-watch.js';
+import type { Logger } from '../log.js';
+import type { Decision, Frame, KnockwatchConfig } from '../types.js';
+import { captureSource, forThisHost } from './capture-source.js';
+import { endsOnReload, ledgerAccess } from './carry.js';
+import { logDecision } from './decision-log.js';
 
 export interface DaemonOptions {
   readonly logger: Logger;
@@ -52,67 +51,6 @@ export interface Daemon {
   reload(next: KnockwatchConfig): Promise<void>;
   /** Clean exit: stop capturing, run the stop commands of open accesses; our rules stay (removeRulesOnExit: removed). */
   stop(): Promise<void>;
-}
-
-/**
- * pcap's filter holds no host address (cap cannot change the filter of an
- * open capture): the address rule is applied after decoding, against the
- * host's live addresses. eBPF applies it in the kernel (its `local` map).
- */
-function forThisHost(config: KnockwatchConfig, options: DaemonOptions): MonoTypeOperatorFunction<KnockEvent> {
-  if (options.frames || config.capture !== 'pcap') return (knocks) => knocks;
-  return keepKnocksForHost({ logger: options.logger.child({ stage: 'capture' }) });
-}
-
-function captureSource(config: KnockwatchConfig, options: DaemonOptions, onReady: () => void): Observable<Frame> {
-  if (options.frames) {
-    onReady();
-    return options.frames;
-  }
-  const log = options.logger.child({ stage: 'capture' });
-  if (config.capture === 'ebpf') {
-    return openEbpfCapture({
-      interfaces: config.interface,
-      ...watchedPorts(config.doors),
-      hook: options.ebpfHook ?? 'tc',
-      maxSources: Math.min(config.maxSources, 1 << 20),
-      logger: log,
-      ...(options.netns !== undefined ? { netns: options.netns } : {}),
-      onReady: (ifs) => {
-        log.info({ interfaces: ifs }, 'eBPF capture attached');
-        onReady();
-      },
-      onCounters: (c) => log.debug({ counters: c }, 'eBPF counters'),
-      onExit: (e) => log.info({ exitCode: e.exitCode, signal: e.signal, counters: e.counters }, 'eBPF capture detached'),
-    });
-  }
-  return liveFrames({ interface: config.interface, doors: config.doors, logger: log, onOpened: onReady });
-}
-
-function logDecision(log: Logger, d: Decision): void {
-  switch (d.type) {
-    case 'open':
-      log.info({ door: d.door, source: d.source, ports: d.ports.map(formatPort), until: new Date(d.until).toISOString(), refreshed: d.refreshed }, d.refreshed ? 'access refreshed' : 'access opened');
-      break;
-    case 'close':
-      log.info({ door: d.door, source: d.source, ports: d.ports.map(formatPort), reason: d.reason }, 'access closed');
-      break;
-    case 'reset': {
-      // A reset after real progress is news; one after only a first step is
-      // what every scanner and spoofed flood produces, so it stays at debug
-      // level rather than drowning the log.
-      const fields = { door: d.door, source: d.source, reason: d.reason, step: d.step, port: d.port, protocol: d.protocol };
-      if (d.step >= 2) log.info(fields, 'sequence reset');
-      else log.debug(fields, 'sequence reset');
-      break;
-    }
-    case 'progress':
-      log.debug({ door: d.door, source: d.source, step: d.step, of: d.of }, 'sequence progress');
-      break;
-    case 'knock':
-      log.debug({ door: d.door, source: d.source, port: d.port, protocol: d.protocol }, 'knock');
-      break;
-  }
 }
 
 export async function startDaemon(initial: KnockwatchConfig, options: DaemonOptions): Promise<Daemon> {
@@ -249,7 +187,12 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
       // Opens still queued behind a flood of completions are not worth
       // applying now (issue 8 item 6: SIGTERM took 71 s with 68k queued).
       firewall.dropPending?.();
-      detector.shutdown(wallClock(), act);
+      let left = 0;
+      detector.shutdown(wallClock(), (d) => {
+        if (d.type === 'close' && d.reason === 'shutdown') left += 1;
+        act(d);
+      });
+      if (left > 0) log.info({ accesses: left }, 'accesses left to their kernel timeouts (stop commands run)');
       await settle();
       if (options.removeRulesOnExit) await firewall.shutdown();
       else await firewall.release();
