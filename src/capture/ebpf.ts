@@ -87,7 +87,7 @@ export interface EbpfExit {
 
 const LOADER_NAME = 'knockwatch-ebpf';
 const BUILD_HINT =
-  'build it with `npm run build:ebpf` (Debian packages: clang libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev make gcc)';
+  'build it with `knockwatch setup-ebpf` (in a source checkout: `npm run build:ebpf`; Debian packages: clang libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev make gcc)';
 /** stderr kept for error messages. */
 const STDERR_TAIL_BYTES = 8192;
 const KILL_GRACE_MS = 3000;

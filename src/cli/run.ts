@@ -9,6 +9,7 @@ import { startDaemon } from '../daemon/start.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError, type InstanceLock } from '../firewall/instance-lock.js';
 import { createLogger, isLogLevel, isPretty, type Logger } from '../log.js';
 import { EXIT_USAGE, parseCommandArgs, reportUsage } from './args.js';
+import { missingOwnCapabilities } from './capabilities.js';
 import { explainConfigError } from './config-problems.js';
 import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
 
@@ -167,8 +168,9 @@ export async function main(argv: string[]): Promise<number> {
     return fatal(EXIT_USAGE, what, 'configuration refused', { err: shown.message });
   }
   if (overrides.configOwner === 'any' && configPath !== undefined) await logForeignOwner(logger, configPath);
-  if (config.firewall !== 'none' && typeof process.getuid === 'function' && process.getuid() !== 0) {
-    logger.warn('not running as root: capture and firewall changes need CAP_NET_RAW and CAP_NET_ADMIN');
+  const missing = config.firewall === 'none' ? [] : missingOwnCapabilities();
+  if (missing === undefined || missing.length > 0) {
+    logger.warn({ missing: missing ?? 'unknown' }, 'capture and firewall changes need CAP_NET_RAW and CAP_NET_ADMIN, which this process lacks');
   }
 
   // One daemon per network namespace: taken before any firewall change.

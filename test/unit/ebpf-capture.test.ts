@@ -124,13 +124,13 @@ setInterval(() => {}, 1000);`,
   });
 
   it('says how to build the loader when it is missing', async () => {
-    expect(await ebpfUnavailableReason(join(dir, 'absent'))).toMatch(/not found; build it with `npm run build:ebpf` \(Debian packages: clang /);
+    expect(await ebpfUnavailableReason(join(dir, 'absent'))).toMatch(/not found; build it with `knockwatch setup-ebpf` \(in a source checkout: `npm run build:ebpf`; Debian packages: clang /);
   });
 
   it('errors with build instructions when the loader is missing', async () => {
     await expect(
       firstValueFrom(openEbpfCapture({ interfaces: 'kw0', steps, loaderPath: join(dir, 'absent') })),
-    ).rejects.toThrow(/loader .*absent not found; build it with `npm run build:ebpf`/);
+    ).rejects.toThrow(/loader .*absent not found; build it with `knockwatch setup-ebpf`/);
   });
 
   it('errors when the loader file cannot be executed', async () => {
