@@ -36,6 +36,7 @@ import {
 } from '../../src/lab/packets.js';
 import type { Frame, KnockEvent, PortSpec } from '../../src/types.js';
 import { reportProgress } from '../support/progress.js';
+import { injectFrames } from './support/inject.js';
 
 reportProgress(import.meta.url);
 
@@ -59,21 +60,6 @@ async function ebpfSkipReason(): Promise<string | undefined> {
 }
 const ebpfReason = await ebpfSkipReason();
 if (ebpfReason !== undefined) console.warn(`[skipped] eBPF capture: ${ebpfReason}`);
-
-// Sends length-prefixed frames from stdin out of an interface, in order.
-const INJECT = `
-import socket, struct, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((sys.argv[1], 0))
-data = sys.stdin.buffer.read()
-i = n = 0
-while i < len(data):
-    (size,) = struct.unpack_from('<H', data, i)
-    s.send(data[i + 2:i + 2 + size])
-    i += 2 + size
-    n += 1
-print(n)
-`;
 
 // Real sockets: TCP connects (refused: nothing listens) and UDP datagrams, in order.
 const SEND = `
@@ -191,17 +177,6 @@ async function macOf(lab: Lab, host: Lab['server']): Promise<string> {
   return r.stdout.trim();
 }
 
-async function inject(lab: Lab, frames: readonly Uint8Array[]): Promise<void> {
-  const parts: Buffer[] = [];
-  for (const f of frames) {
-    const size = Buffer.alloc(2);
-    size.writeUInt16LE(f.length);
-    parts.push(size, Buffer.from(f));
-  }
-  const r = await lab.run(lab.client, ['python3', '-c', INJECT, lab.client.ifname], { input: Buffer.concat(parts) });
-  if (r.exitCode !== 0 || Number(r.stdout) !== frames.length) throw new Error(`injector failed (${r.exitCode}): ${r.stderr}`);
-}
-
 async function send(lab: Lab, knocks: readonly Knock[]): Promise<void> {
   const r = await lab.run(lab.client, [process.execPath, '-e', SEND, JSON.stringify(knocks)]);
   if (r.exitCode !== 0) throw new Error(`sender failed (${r.exitCode}): ${r.stderr}`);
@@ -255,7 +230,7 @@ describeLab('eBPF capture backend', () => {
     afterAll(async () => {
       await lab?.destroy();
     });
-    /** A TCP segment (a SYN unless flags say otherwise) from the client's MAC to the server's, for inject(). */
+    /** A TCP segment (a SYN unless flags say otherwise) from the client's MAC to the server's, for injectFrames(). */
     const seg = (src: string, dst: string, dport: number, flags: number = TcpFlag.SYN): Uint8Array =>
       ethernet(tcp({ src, dst, sport: 40_000, dport, flags }), eth);
     const dgram = (src: string, dst: string, dport: number): Uint8Array => ethernet(udp({ src, dst, sport: 40_001, dport }), eth);
@@ -332,7 +307,7 @@ describeLab('eBPF capture backend', () => {
         }
         const base = cap.counters()?.seen ?? 0;
         const t0 = process.hrtime.bigint();
-        await inject(lab, flood);
+        await injectFrames(lab, flood);
         const injectMs = Number(process.hrtime.bigint() - t0) / 1e6;
         await until('the counters to show the flood', () => (cap.counters()?.seen ?? 0) - base >= n, 10_000);
         await sleep(200);
@@ -366,9 +341,9 @@ describeLab('eBPF capture backend', () => {
       const u6 = (src: string, dport: number): Uint8Array => dgram(src, SERVER6, dport);
       const marker = (n: number): Uint8Array => u4(`10.9.9.${n}`, 5678);
       try {
-        await inject(lab, [v4('10.199.0.2', 1234)]);
+        await injectFrames(lab, [v4('10.199.0.2', 1234)]);
         await until('the first step', () => cap.events.length === 1);
-        await inject(lab, [
+        await injectFrames(lab, [
           v4('10.199.0.2', 80, TcpFlag.ACK), // not a knock candidate: leaves the source active
           v4('10.199.0.2', 80), // delivered: detection resets the source
           v4('10.199.0.2', 81), // no longer active
@@ -377,7 +352,7 @@ describeLab('eBPF capture backend', () => {
           marker(1),
         ]);
         await until('marker 1', () => cap.events.length === 3);
-        await inject(lab, [
+        await injectFrames(lab, [
           v4('10.199.0.2', 1234), // active again
           u4('10.199.0.2', 1234), // other protocol on the knock port: a wrong step, delivered
           v4('10.199.0.2', 82), // no longer active
@@ -409,7 +384,7 @@ describeLab('eBPF capture backend', () => {
       const v4 = (src: string, dport: number): Uint8Array => seg(src, SERVER4, dport);
       const marker = (n: number): Uint8Array => dgram(`10.9.9.${n}`, SERVER4, 5678);
       try {
-        await inject(lab, [
+        await injectFrames(lab, [
           dgram('10.199.0.4', SERVER4, 5678), // a later step from a source with no sequence: delivered, not active
           v4('10.199.0.4', 80), // so this stays in the kernel
           v4('10.199.0.4', 2222), // an open port from a source that is not active: stays in the kernel
@@ -444,7 +419,7 @@ describeLab('eBPF capture backend', () => {
         if (r.exitCode !== 0) throw new Error(`ip addr ${op} ${address}: ${r.stderr}`);
       };
       try {
-        await inject(lab, [
+        await injectFrames(lab, [
           seg('10.199.0.6', '10.199.0.1', 80), // not active: stays in the kernel
           seg('10.199.0.6', '10.199.0.99', 1234), // a knock port, but not this host's address
           seg('10.199.0.6', '255.255.255.255', 1234), // nor a broadcast
@@ -458,11 +433,11 @@ describeLab('eBPF capture backend', () => {
         await addr('add', '10.199.0.99/32');
         await addr('add', 'fd00:6b77::99/128');
         await until('the loader to see the new addresses', () => cap.logs.filter((l) => l.startsWith('knocks are counted when sent to')).length >= 2);
-        await inject(lab, [seg('10.199.0.7', '10.199.0.99', 1234), dgram('fd00:6b77::7', 'fd00:6b77::99', 5678), marker(2)]);
+        await injectFrames(lab, [seg('10.199.0.7', '10.199.0.99', 1234), dgram('fd00:6b77::7', 'fd00:6b77::99', 5678), marker(2)]);
         await until('marker 2', () => cap.events.some((e) => e.source === '10.9.8.2'));
         await addr('del', '10.199.0.99/32');
         await until('the loader to drop the address', () => cap.logs.filter((l) => l.startsWith('knocks are counted when sent to')).length >= 3);
-        await inject(lab, [seg('10.199.0.8', '10.199.0.99', 1234), marker(3)]);
+        await injectFrames(lab, [seg('10.199.0.8', '10.199.0.99', 1234), marker(3)]);
         await until('marker 3', () => cap.events.some((e) => e.source === '10.9.8.3'));
         await sleep(200);
         expect(cap.events.map(brief)).toEqual([
@@ -484,7 +459,7 @@ describeLab('eBPF capture backend', () => {
       const cap = await startCapture(lab);
       const dest = (n: number, size = 8): Ipv6Extension[] => Array.from({ length: n }, () => ({ type: 'destination', size }) as const);
       try {
-        await inject(lab, [
+        await injectFrames(lab, [
           // Not knocks by the rule (the host drops them): hidden.
           ethernet(tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport: 1234 }), { ...eth, vlan: [100] }),
           ethernet(udp({ src: '2001:db8::1', dst: 'fd00:6b77::1', sport: 1000, dport: 5678 }), { ...eth, vlan: [200, 300] }),
@@ -528,7 +503,7 @@ describeLab('eBPF capture backend', () => {
       const cap = await startCapture(lab);
       const v4 = (dport: number): Uint8Array => tcpSyn({ src: '10.199.0.2', dst: SERVER4, sport: 40_000, dport });
       try {
-        await inject(lab, [
+        await injectFrames(lab, [
           ethernet(v4(1234), eth), // first step: active
           ethernet(withIpv4TotalLength(v4(80), 200), eth), // dropped by the host: hidden, still active
           ethernet(withUdpLength(udp({ src: '10.199.0.2', dst: SERVER4, sport: 40_000, dport: 53 }), 0), eth),
@@ -547,7 +522,7 @@ describeLab('eBPF capture backend', () => {
     it('delivers only the protocols it is given (--protocol, from captureNeeds())', async () => {
       const cap = await startCapture(lab, { protocols: ['tcp'] });
       try {
-        await inject(lab, [dgram('10.1.2.1', SERVER4, 5678), seg('10.1.2.2', SERVER4, 1234), seg('10.1.2.3', SERVER4, 1234)]);
+        await injectFrames(lab, [dgram('10.1.2.1', SERVER4, 5678), seg('10.1.2.2', SERVER4, 1234), seg('10.1.2.3', SERVER4, 1234)]);
         await until('the SYNs', () => cap.events.length >= 2);
         await sleep(200);
         expect(cap.events.map(brief)).toEqual(['10.1.2.2>10.199.0.1 1234/tcp', '10.1.2.3>10.199.0.1 1234/tcp']);
@@ -616,7 +591,7 @@ describeLab('eBPF capture backend', () => {
           extensions === undefined
             ? tcpSyn({ src: '10.1.0.1', dst: '10.199.0.1', sport: 1000, dport })
             : tcpSyn({ src: '2001:db8::1', dst: 'fd00:6b77::1', sport: 1000, dport, extensions });
-        await inject(lab, [
+        await injectFrames(lab, [
           ethernet(syn(9999), eth),
           // XDP sees the tag in the bytes: a tagged frame is not a knock (the rule), even to a step.
           ethernet(syn(1234), { ...eth, vlan: [7] }),

@@ -3,15 +3,15 @@
 // `<name>.expected.jsonl` and open exactly the manifest's expectedOpens. This
 // is the whole offline pipeline (capture-file reader, decoder, detector, JSON
 // output) against real kernel traffic. Needs no root; needs `npm run build`.
-import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILT_CLI, runCli } from './support/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'dist/cli.js');
+const CLI = BUILT_CLI;
 const FIXTURES = join(ROOT, 'fixtures');
 
 interface ManifestEntry {
@@ -23,31 +23,6 @@ interface ManifestEntry {
   readonly knockPackets: number;
   readonly description: string;
   readonly expectedOpens: readonly { readonly door: string; readonly source: string }[];
-}
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the built CLI; `stdinFile` is streamed to its stdin (else stdin is empty). */
-function runCli(args: readonly string[], stdinFile?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-    if (stdinFile === undefined) child.stdin.end();
-    else createReadStream(stdinFile).pipe(child.stdin);
-  });
 }
 
 function decisions(stdout: string): Record<string, unknown>[] {
@@ -228,6 +203,6 @@ describe('replay of bad input', () => {
     expect(r.code).toBeGreaterThan(0);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(config);
-    expect(r.stderr).toMatch(/cannot read config file/);
+    expect(r.stderr).toMatch(/config file not found/);
   });
 });

@@ -39,6 +39,7 @@ import {
 import type { CaptureKind } from '../../../src/types.js';
 import { describeLab, labSkipReason } from '../../support/lab.js';
 import { launchDaemon, writeDoorConfig, type DaemonLogLine } from '../support/daemon.js';
+import { injectFrames } from '../support/inject.js';
 
 const STEPS = [1234, 2345, 3456];
 const DOOR_PORT = 2222;
@@ -49,26 +50,6 @@ const DECISIONS = new Set(['knock', 'sequence progress', 'sequence reset', 'acce
 
 const ebpfReason = labSkipReason === undefined ? await ebpfUnavailableReason() : undefined;
 if (ebpfReason !== undefined) console.warn(`[skipped] backends differential: ${ebpfReason}`);
-
-/**
- * Sends length-prefixed frames from stdin out of an interface, in order,
- * pinned to one CPU: veth hands each frame to the sending CPU's backlog, so
- * the frames of a sequence are received (and captured) in the order sent.
- */
-const INJECT = `
-import os, socket, struct, sys
-os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((sys.argv[1], 0))
-data = sys.stdin.buffer.read()
-i = n = 0
-while i < len(data):
-    (size,) = struct.unpack_from('<H', data, i)
-    s.send(data[i + 2:i + 2 + size])
-    i += 2 + size
-    n += 1
-print(n)
-`;
 
 interface Scenario {
   /** The issue's class (or a control). */
@@ -146,17 +127,6 @@ function corpus(eth: EthernetOptions): Scenario[] {
   return out;
 }
 
-async function inject(lab: Lab, frames: readonly Uint8Array[]): Promise<void> {
-  const parts: Buffer[] = [];
-  for (const f of frames) {
-    const size = Buffer.alloc(2);
-    size.writeUInt16LE(f.length);
-    parts.push(size, Buffer.from(f));
-  }
-  const r = await lab.run(lab.client, ['python3', '-c', INJECT, lab.client.ifname], { input: Buffer.concat(parts) });
-  if (r.exitCode !== 0 || Number(r.stdout) !== frames.length) throw new Error(`injector failed (${r.exitCode}): ${r.stderr}`);
-}
-
 /** One decision line as compared between backends: no times, no deadlines. */
 function brief(l: DaemonLogLine): string {
   const fields = ['step', 'port', 'protocol', 'reason'].filter((k) => l[k] !== undefined).map((k) => `${k}=${String(l[k])}`);
@@ -201,7 +171,7 @@ describeLab('backends differential (issue 8 item 13)', () => {
           // A marker sequence after the corpus: once it opened, every frame
           // before it was captured and decided (one capture stream, in order).
           const markerSource = `10.97.0.${++marker}`;
-          await inject(lab, [
+          await injectFrames(lab, [
             ...scenarios.flatMap((s) => s.frames),
             ...STEPS.map((dport) => ethernet(tcp({ src: markerSource, dst: LAB_V4.server, sport: 43_000, dport }), eth)),
           ]);

@@ -7,41 +7,21 @@
 // - interface descriptions used to pile up without limit (100 MB of them:
 //   689 MB RSS); past 65,536 in a section is now an error.
 // Needs no root; needs `npm run build`.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult } from '../support/cli.js';
 import { readCaptureBytes } from '../../../src/capture/file.js';
 import { collectSync, concat, epb, idb, manyIdbs, shb, tsoffsetOpt, tsresolOpt, type OptionSpec } from '../../unit/capture-builders.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(ROOT, 'dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'kw-replay-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function replay(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'replay', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
+/** `knockwatch replay ARGS`. */
+const replay = (args: readonly string[]): Promise<CliResult> => runCli(['replay', ...args]);
 
 /** The ipv4-knock fixture's frames (they open door ssh) as one pcapng section whose interface has `opts`. */
 function knocksWith(opts: OptionSpec[]): { bytes: Uint8Array; firstPacket: number } {
