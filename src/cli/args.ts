@@ -79,3 +79,18 @@ export function usageFailure(command: string, message: string, usage: string): n
 export function reportUsage(command: string, err: unknown, usage: string): number {
   return usageFailure(command, err instanceof Error ? err.message : String(err), usage);
 }
+
+/**
+ * For a command whose only option is --help: the exit status when argv asks
+ * for help (usage on stdout, 0) or is wrong (usage failure, 2); undefined to go on.
+ */
+export function helpOnly(command: string, argv: readonly string[], usage: string): number | undefined {
+  try {
+    const { values } = parseCommandArgs(argv, { help: { type: 'boolean', short: 'h', default: false } });
+    if (!values.help) return undefined;
+    process.stdout.write(usage);
+    return 0;
+  } catch (err) {
+    return reportUsage(command, err, usage);
+  }
+}

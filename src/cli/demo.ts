@@ -13,7 +13,7 @@ import { builtCliPath, startDaemonProcess, type DaemonProcess } from '../lab/dae
 import { createLab, isRoot, LAB_V4, labUnavailableReason, type Lab } from '../lab/netns.js';
 import { DEMO_DOOR, GREETING, scenarioRightSequence, scenarioTooSlow, scenarioWrongKnock, type DemoContext } from './demo-scenarios.js';
 import { createTranscript, describeDaemonLine } from './demo-transcript.js';
-import { parseCommandArgs, reportUsage } from './args.js';
+import { helpOnly } from './args.js';
 
 const USAGE = `usage: knockwatch demo
 
@@ -62,15 +62,8 @@ async function unavailableReason(cliPath: string): Promise<string | undefined> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCommandArgs(argv, { help: { type: 'boolean', short: 'h', default: false } });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-  } catch (err) {
-    return reportUsage('demo', err, USAGE);
-  }
+  const early = helpOnly('demo', argv, USAGE);
+  if (early !== undefined) return early;
   const cliPath = builtCliPath();
   const reason = await unavailableReason(cliPath);
   if (reason !== undefined) {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { defaultLoaderPath } from '../capture/ebpf.js';
-import { parseCommandArgs, reportUsage } from './args.js';
+import { helpOnly } from './args.js';
 
 const USAGE = `usage: knockwatch setup-ebpf
 
@@ -22,15 +22,8 @@ Debian packages: clang libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev m
 const PACKAGE_ROOT = new URL('../../', import.meta.url);
 
 export async function main(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCommandArgs(argv, { help: { type: 'boolean', short: 'h', default: false } });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-  } catch (err) {
-    return reportUsage('setup-ebpf', err, USAGE);
-  }
+  const early = helpOnly('setup-ebpf', argv, USAGE);
+  if (early !== undefined) return early;
   const sources = fileURLToPath(new URL('ebpf/', PACKAGE_ROOT));
   if (!existsSync(`${sources}Makefile`)) {
     process.stderr.write(`knockwatch setup-ebpf: no eBPF sources at ${sources} (this installation does not ship ebpf/)\n`);
