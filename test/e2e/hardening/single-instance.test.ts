@@ -54,7 +54,8 @@ describeLab('a second knockwatch in the same network namespace is refused (nftab
     const exit = await Promise.race([second.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000))]);
     expect(exit, second.recentOutput()).toEqual({ exitCode: EXIT_ALREADY_RUNNING });
     expect(second.lines.map((l) => l.msg)).toEqual([`another knockwatch (pid ${String(first.pid)}) already manages the firewall of this network namespace (lock ${String(second.lines[0]?.lock)})`]);
-    expect(second.otherOutput()).toBe('');
+    // Besides the JSON log line, the one readable line on stderr a fatal start-up error gets.
+    expect(second.otherOutput().trim()).toBe(`knockwatch run: ${String(second.lines[0]?.msg)}`);
 
     // Nothing of the first daemon's changed: same rules, same access, still open.
     const after = await snapshotRules(lab, 'nftables');
