@@ -256,13 +256,17 @@ function copyOf(buf: Uint8Array, start: number, end: number): Uint8Array {
   return out;
 }
 
-function parseErrorBody(bytes: Uint8Array, offset: number): CaptureErrorInfo {
-  let value: unknown;
+/** A record body that must be JSON; `what` names the record in the error. */
+function parseJsonBody(bytes: Uint8Array, offset: number, what: string): unknown {
   try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch {
-    throw new CaptureStreamError(`capture stream: error record is not JSON at byte offset ${offset}`, offset);
+    throw new CaptureStreamError(`capture stream: ${what} record is not JSON at byte offset ${offset}`, offset);
   }
+}
+
+function parseErrorBody(bytes: Uint8Array, offset: number): CaptureErrorInfo {
+  const value = parseJsonBody(bytes, offset, 'error');
   const v = value as { kind?: unknown; message?: unknown } | null;
   if (!v || typeof v.message !== 'string' || !ERROR_KINDS.includes(v.kind as LiveCaptureErrorKind)) {
     throw new CaptureStreamError(`capture stream: malformed error record at byte offset ${offset}`, offset);
@@ -271,12 +275,7 @@ function parseErrorBody(bytes: Uint8Array, offset: number): CaptureErrorInfo {
 }
 
 function parseCountersBody(bytes: Uint8Array, offset: number): CaptureCounters {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new CaptureStreamError(`capture stream: counters record is not JSON at byte offset ${offset}`, offset);
-  }
+  const value = parseJsonBody(bytes, offset, 'counters');
   const v = (value ?? {}) as Record<string, unknown>;
   for (const f of COUNTER_FIELDS) {
     const n = v[f];
