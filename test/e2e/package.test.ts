@@ -19,7 +19,7 @@ const FIXTURE = join(ROOT, 'fixtures/ipv4-knock.pcap');
 const FIXTURE_CONFIG = join(ROOT, 'fixtures/default.yaml');
 const FIXTURE_EXPECTED = join(ROOT, 'fixtures/ipv4-knock.expected.jsonl');
 /** npm install builds the `cap` addon with node-gyp: minutes on a loaded 2-core machine. */
-const INSTALL_TIMEOUT_MS = 300_000;
+const INSTALL_TIMEOUT_MS = 600_000;
 
 const REQUIRED_FILES = [
   'package.json',
@@ -67,8 +67,9 @@ describe('npm package: packed, installed globally, run', () => {
     prefix = join(dir, 'prefix');
     console.log(`packed ${info.filename} (${packed.length} files); npm install -g into ${prefix} (builds the cap addon, ~1 min)`);
     // --prefer-offline: the packages `npm ci` already fetched come from the cache.
-    // nice: the addon's compile must not starve the timed tests running beside this file.
-    await execa('nice', ['-n', '19', 'npm', 'install', '-g', '--prefix', prefix, '--prefer-offline', '--no-fund', '--no-audit', tarball], {
+    // Not niced: vitest runs one file at a time here, and under a CPU hog (npm run test:stress) a
+    // niced compile of the addon got too little CPU to finish in 300 s.
+    await execa('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-fund', '--no-audit', tarball], {
       cwd: dir,
       timeout: INSTALL_TIMEOUT_MS,
     });
@@ -122,12 +123,12 @@ describe('npm package: packed, installed globally, run', () => {
       console.warn(`[skipped] setup-ebpf build: ${missing}`);
       ctx.skip();
     }
-    const r = await execa('nice', ['-n', '19', bin, 'setup-ebpf'], { reject: false, timeout: 180_000 });
+    const r = await execa(bin, ['setup-ebpf'], { reject: false, timeout: 300_000 });
     expect({ exitCode: r.exitCode, stderr: r.exitCode === 0 ? '' : r.stderr }).toEqual({ exitCode: 0, stderr: '' });
     const loader = join(installed, 'build/ebpf/knockwatch-ebpf');
     expect(r.stdout.trim()).toBe(loader);
     expect(existsSync(join(installed, 'build/ebpf/knock.bpf.o'))).toBe(true);
     const help = await execa(loader, ['--help'], { reject: false });
     expect(`${help.stdout}${help.stderr}`).toMatch(/usage/i);
-  }, 200_000);
+  }, 320_000);
 });

@@ -73,16 +73,19 @@ describe('spawnDaemon', () => {
   });
 
   it('times out naming what it waited for and showing the recent log', async () => {
-    const { lab } = fakeLab(`console.log(${JSON.stringify(line('knockwatch running'))}); setTimeout(() => {}, 2000);`);
+    const { lab } = fakeLab(`console.log(${JSON.stringify(line('knockwatch running'))}); setTimeout(() => {}, 5000);`);
     const d = spawnDaemon(lab, { cliPath: 'x', configPath: 'y', firewall: 'none' });
+    // The line must be in the recent log before the short wait starts (a loaded machine starts node slowly).
+    await d.waitFor((l) => l.msg === 'knockwatch running', 'running', 20_000);
     await expect(d.waitFor((l) => l.msg === 'never', '"never" line', 150)).rejects.toThrow(/no "never" line from the daemon within 150 ms[\s\S]*knockwatch running/);
     expect(await d.stop(1000)).toEqual({ signal: 'SIGINT' });
   });
 
   it('stop() escalates to SIGKILL when SIGINT is ignored', async () => {
-    const { lab } = fakeLab(`process.on('SIGINT', () => {}); console.log('{}'); setTimeout(() => {}, 10000);`);
+    const { lab } = fakeLab(`process.on('SIGINT', () => {}); console.log(${JSON.stringify(line('ignoring SIGINT'))}); setTimeout(() => {}, 30000);`);
     const d = spawnDaemon(lab, { cliPath: 'x', configPath: 'y', firewall: 'none' });
-    await new Promise((r) => setTimeout(r, 200));
+    // Its handler is installed once it says so; before that a SIGINT would simply kill it.
+    await d.waitFor((l) => l.msg === 'ignoring SIGINT', 'the SIGINT handler', 20_000);
     expect(await d.stop(100)).toEqual({ signal: 'SIGKILL' });
   });
 });
