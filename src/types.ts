@@ -119,8 +119,17 @@ export interface CloseDecision extends DecisionBase {
 
 export type Decision = KnockDecision | ProgressDecision | ResetDecision | OpenDecision | CloseDecision;
 
-export type FirewallKind = 'nftables' | 'iptables' | 'none';
-export type CaptureKind = 'pcap' | 'ebpf';
+/** The firewall backends, listed once: the type, the config schema and the CLI derive from it. */
+export const FIREWALL_KINDS = ['nftables', 'iptables', 'none'] as const;
+export type FirewallKind = (typeof FIREWALL_KINDS)[number];
+/** The capture backends, listed once. */
+export const CAPTURE_KINDS = ['pcap', 'ebpf'] as const;
+export type CaptureKind = (typeof CAPTURE_KINDS)[number];
+
+/** `a, b or c`, for messages naming the choices. */
+export function oneOf(choices: readonly string[]): string {
+  return choices.length <= 1 ? choices.join('') : `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`;
+}
 
 /** The effective, validated configuration. */
 export interface KnockwatchConfig {

@@ -5,15 +5,18 @@
 // while a daemon runs there (which would only reinstall them).
 import { createFirewall } from '../firewall/index.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError } from '../firewall/instance-lock.js';
-import type { FirewallKind } from '../types.js';
+import { FIREWALL_KINDS, type FirewallKind } from '../types.js';
 import { parseCommandArgs, reportUsage } from './args.js';
+
+/** Every firewall backend that installs rules. */
+const KINDS: readonly FirewallKind[] = FIREWALL_KINDS.filter((k) => k !== 'none');
 
 const USAGE = `usage: knockwatch remove-rules [options]
 
 Removes what knockwatch installed (nftables table, or iptables chain and ipsets)
 and nothing else. Refused while a knockwatch daemon runs in the namespace.
 
-  -f, --firewall KIND      nftables | iptables (default nftables)
+  -f, --firewall KIND      ${KINDS.join(' | ')} (default nftables)
       --netns NAME         act in this network namespace
       --table NAME         nftables table (default knockwatch)
       --chain NAME         iptables chain (default KNOCKWATCH)
@@ -24,7 +27,6 @@ Exit status: 0 removed (or nothing to remove), 1 failure, 2 bad arguments,
 ${EXIT_ALREADY_RUNNING} a knockwatch daemon runs in this network namespace.
 `;
 
-const KINDS: readonly FirewallKind[] = ['nftables', 'iptables'];
 
 export async function main(argv: string[]): Promise<number> {
   let values;

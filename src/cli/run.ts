@@ -11,7 +11,7 @@ import { createLogger, isLogLevel, isPretty, type Logger } from '../log.js';
 import { EXIT_USAGE, parseCommandArgs, reportUsage } from './args.js';
 import { missingOwnCapabilities } from './capabilities.js';
 import { explainConfigError } from './config-problems.js';
-import type { CaptureKind, FirewallKind, KnockwatchConfig } from '../types.js';
+import { CAPTURE_KINDS, FIREWALL_KINDS, type CaptureKind, type FirewallKind, type KnockwatchConfig } from '../types.js';
 
 const USAGE = `usage: knockwatch run [options]
 
@@ -22,8 +22,8 @@ Watches an interface for knocks and opens doors for sources that knock.
                            owned by another user, e.g. a container's read-only bind
                            mount (still refused if group or others can write it)
   -i, --interface IF       capture interface, or 'any' (overrides the config)
-  -f, --firewall KIND      nftables | iptables | none (overrides the config)
-      --capture KIND       pcap | ebpf (overrides the config)
+  -f, --firewall KIND      ${FIREWALL_KINDS.join(' | ')} (overrides the config)
+      --capture KIND       ${CAPTURE_KINDS.join(' | ')} (overrides the config)
       --ebpf-hook HOOK     tc | xdp (with --capture ebpf; default tc)
       --netns NAME         run firewall commands in this network namespace
       --remove-rules-on-exit  remove our table/chains and sets on a clean stop (uninstall)
@@ -54,8 +54,6 @@ function oneLine(text: string): string {
   return text.trim().split(/\s*\n\s*/).join('; ');
 }
 
-const FIREWALLS: readonly FirewallKind[] = ['nftables', 'iptables', 'none'];
-const CAPTURES: readonly CaptureKind[] = ['pcap', 'ebpf'];
 
 function pick<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
@@ -135,8 +133,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     overrides = {
       ...(values.interface !== undefined ? { interface: values.interface } : {}),
-      ...(values.firewall !== undefined ? { firewall: pick('firewall', values.firewall, FIREWALLS) } : {}),
-      ...(values.capture !== undefined ? { capture: pick('capture', values.capture, CAPTURES) } : {}),
+      ...(values.firewall !== undefined ? { firewall: pick('firewall', values.firewall, FIREWALL_KINDS) } : {}),
+      ...(values.capture !== undefined ? { capture: pick('capture', values.capture, CAPTURE_KINDS) } : {}),
       ...(values['config-owner'] !== undefined ? { configOwner: pick('config-owner', values['config-owner'], ['root', 'any'] as const) } : {}),
     };
     pick('ebpf-hook', values['ebpf-hook'], ['tc', 'xdp'] as const);

@@ -3,6 +3,7 @@
 // ports to PortSpec); rules that relate several values live in checks.ts.
 import { z } from 'zod';
 import type { PortSpec } from '../types.js';
+import { CAPTURE_KINDS, FIREWALL_KINDS, oneOf } from '../types.js';
 import { ValueError, describeValue, type PathSegment } from './errors.js';
 import { checkDurationMax, parseDuration } from './duration.js';
 import { parsePortSpec } from './port.js';
@@ -166,9 +167,9 @@ export const doorSchema = mapping(doorShape, 'a door (a mapping with name, seque
 export const configShape = {
   interface: interfaceName.optional().default('any'),
   firewall: z
-    .enum(['nftables', 'iptables', 'none'], { error: (iss) => `expected nftables, iptables or none, got ${describeValue(iss.input)}` })
+    .enum(FIREWALL_KINDS, { error: (iss) => `expected ${oneOf(FIREWALL_KINDS)}, got ${describeValue(iss.input)}` })
     .default('nftables'),
-  capture: z.enum(['pcap', 'ebpf'], { error: (iss) => `expected pcap or ebpf, got ${describeValue(iss.input)}` }).default('pcap'),
+  capture: z.enum(CAPTURE_KINDS, { error: (iss) => `expected ${oneOf(CAPTURE_KINDS)}, got ${describeValue(iss.input)}` }).default('pcap'),
   max_sources: maxSources.optional().default(DEFAULT_MAX_SOURCES),
   doors: z
     .array(doorSchema, { error: (iss) => (iss.input === undefined ? 'required key is missing: a config file must define its doors' : `expected a list of doors, got ${describeValue(iss.input)}`) })
