@@ -87,6 +87,16 @@ async function firstSeen<T>(t0: number, limitMs: number, present: () => Promise<
   }
 }
 
+/** Queues SPOOFED spoofed opens, then the real client's; t0 is when the real one was queued. */
+function floodThenReal(fw: FirewallAdapter): { spoofed: Promise<void>[]; real: Promise<void>; t0: number; realUntil: number } {
+  const floodUntil = Date.now() + ACCESS_MS;
+  const spoofed = Array.from({ length: SPOOFED }, (_, i) => fw.open(spoofedAccess(i, floodUntil)));
+  const t0 = performance.now();
+  const realUntil = Date.now() + ACCESS_MS;
+  const real = fw.open({ door: 'ssh', source: LAB_V4.client, family: 4, ports: testDoor.open, until: realUntil });
+  return { spoofed, real, t0, realUntil };
+}
+
 describeLab('spoofed completions do not swamp the firewall (issue 8 item 6; real nft, iptables, ipset)', () => {
   let lab: Lab;
   const fws: FirewallAdapter[] = [];
@@ -106,12 +116,7 @@ describeLab('spoofed completions do not swamp the firewall (issue 8 item 6; real
     const fw = createNftables({ runner: counted.runner, logger, session, batch: QUEUE });
     fws.push(fw);
     await fw.init([testDoor]);
-
-    const floodUntil = Date.now() + ACCESS_MS;
-    const spoofed = Array.from({ length: SPOOFED }, (_, i) => fw.open(spoofedAccess(i, floodUntil)));
-    const t0 = performance.now();
-    const realUntil = Date.now() + ACCESS_MS;
-    const real = fw.open({ door: 'ssh', source: LAB_V4.client, family: 4, ports: testDoor.open, until: realUntil });
+    const { spoofed, real, t0, realUntil } = floodThenReal(fw);
 
     // `nft get element` looks up one element, however full the set.
     const element = `{ ${LAB_V4.client} . tcp . ${DOOR_PORT} }`;
@@ -145,12 +150,7 @@ describeLab('spoofed completions do not swamp the firewall (issue 8 item 6; real
     const fw = createIptables({ runner: counted.runner, logger, batch: QUEUE });
     fws.push(fw);
     await fw.init([testDoor]);
-
-    const floodUntil = Date.now() + ACCESS_MS;
-    const spoofed = Array.from({ length: SPOOFED }, (_, i) => fw.open(spoofedAccess(i, floodUntil)));
-    const t0 = performance.now();
-    const realUntil = Date.now() + ACCESS_MS;
-    const real = fw.open({ door: 'ssh', source: LAB_V4.client, family: 4, ports: testDoor.open, until: realUntil });
+    const { spoofed, real, t0, realUntil } = floodThenReal(fw);
 
     const seen = await firstSeen(t0, POLL_LIMIT_MS, async () => {
       const r = await lab.run(lab.server, ['ipset', 'test', 'kw-ssh-4', `${LAB_V4.client},tcp:${DOOR_PORT}`]);
