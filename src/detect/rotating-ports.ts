@@ -11,7 +11,8 @@
 //   for each word w, until `steps` ports are chosen:
 //     skip w if w >= limit                                (no modulo bias)
 //     port = low + (w mod size)
-//     skip it if already chosen, or if |port - previous chosen port| <= 1
+//     skip it if already chosen, or if d = |port - previous chosen port| is
+//     1 or 65534 (neighbours; 65535 and 1 too, for a sweep that wraps)
 //     otherwise choose it
 //
 // So every port of the range is equally likely, no port repeats within a
@@ -81,7 +82,10 @@ export function rotatingPorts(key: Uint8Array, period: number, steps: number, ra
       if (w >= limit) continue;
       const port = range.low + (w % size);
       if (ports.includes(port)) continue;
-      if (ports.length > 0 && Math.abs(port - ports[ports.length - 1]) <= 1) continue;
+      if (ports.length > 0) {
+        const d = Math.abs(port - ports[ports.length - 1]);
+        if (d === 1 || d === 65534) continue;
+      }
       ports.push(port);
       if (ports.length === steps) return ports;
     }

@@ -54,7 +54,7 @@ describe('rotatingPorts: properties', () => {
           for (let i = 0; i < ports.length; i++) {
             expect(ports[i]).toBeGreaterThanOrEqual(low);
             expect(ports[i]).toBeLessThanOrEqual(high);
-            if (i > 0) expect(Math.abs(ports[i] - ports[i - 1])).toBeGreaterThan(1);
+            if (i > 0) expect([0, 1, 65534]).not.toContain(Math.abs(ports[i] - ports[i - 1]));
           }
           expect(rotatingPorts(key, n, steps, { low, high })).toEqual(ports);
         },
