@@ -26,6 +26,7 @@ const N = Number(values.events);
 const FLOOD = Number(values.flood);
 const ROUNDS = Number(values.rounds);
 const door = {
+  kind: 'sequence',
   name: 'ssh',
   sequence: [1234, 5678, 9012].map((port) => ({ port, protocol: 'tcp' })),
   windowMs: 10_000,

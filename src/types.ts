@@ -51,15 +51,10 @@ export interface KnockEvent {
   readonly payload: Uint8Array;
 }
 
-/** A door: an ordered knock sequence that opens some ports for the knocking source. */
-export interface Door {
+/** What every door kind shares: who it is, and what a completed knock opens for how long. */
+export interface DoorCommon {
   readonly name: string;
-  readonly sequence: readonly PortSpec[];
-  /** The whole sequence must complete within this many ms of its first step. */
-  readonly windowMs: number;
-  /** Optional maximum time between two consecutive steps, ms. */
-  readonly gapMs?: number;
-  /** Ports opened for a source that completed the sequence. */
+  /** Ports opened for a source that completed the knock. */
   readonly open: readonly PortSpec[];
   /** How long that source may start new connections, ms. */
   readonly durationMs: number;
@@ -67,6 +62,24 @@ export interface Door {
   readonly startCommand?: readonly string[];
   readonly stopCommand?: readonly string[];
 }
+
+/** A door whose knock is an ordered list of ports (knockd's kind). */
+export interface SequenceDoor extends DoorCommon {
+  readonly kind: 'sequence';
+  readonly sequence: readonly PortSpec[];
+  /** The whole sequence must complete within this many ms of its first step. */
+  readonly windowMs: number;
+  /** Optional maximum time between two consecutive steps, ms. */
+  readonly gapMs?: number;
+}
+
+/**
+ * A door, tagged by its kind. Each kind is one module under detect/ (its
+ * matcher, registered in detect/kinds.ts) and one under config/ (its keys,
+ * registered in config/door-kinds.ts).
+ */
+export type Door = SequenceDoor;
+export type DoorKind = Door['kind'];
 
 export type ResetReason =
   | 'wrong-port' // a SYN/UDP to a port that is not the next step
@@ -117,7 +130,16 @@ export interface CloseDecision extends DecisionBase {
   readonly reason: 'expired' | 'shutdown' | 'reload';
 }
 
-export type Decision = KnockDecision | ProgressDecision | ResetDecision | OpenDecision | CloseDecision;
+/**
+ * A packet a door judged on its own and refused (a single-packet kind such as
+ * spa): counted and logged by reason, never answered on the wire.
+ */
+export interface RejectDecision extends DecisionBase {
+  readonly type: 'reject';
+  readonly reason: string;
+}
+
+export type Decision = KnockDecision | ProgressDecision | ResetDecision | OpenDecision | CloseDecision | RejectDecision;
 
 /** The firewall backends, listed once: the type, the config schema and the CLI derive from it. */
 export const FIREWALL_KINDS = ['nftables', 'iptables', 'none'] as const;

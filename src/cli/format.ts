@@ -26,6 +26,8 @@ export function decisionToJSON(d: Decision): Record<string, unknown> {
       return { ...base, ports: d.ports.map(formatPort), until: iso(d.until), refreshed: d.refreshed };
     case 'close':
       return { ...base, ports: d.ports.map(formatPort), reason: d.reason };
+    case 'reject':
+      return { ...base, reason: d.reason };
   }
 }
 
@@ -44,5 +46,7 @@ export function decisionToText(d: Decision): string {
       return `${head}  ${d.ports.map(formatPort).join(',')} until ${iso(d.until)}${d.refreshed ? ' (refreshed)' : ''}`;
     case 'close':
       return `${head}  ${d.ports.map(formatPort).join(',')} (${d.reason})`;
+    case 'reject':
+      return `${head}  ${d.reason}`;
   }
 }

@@ -3,6 +3,7 @@
 // backend that will run (error), and by check-config for the other one
 // (warning), so a config never fails only at start-up with a loader error.
 import { EBPF_MAX_PORTS } from '../limits.js';
+import { captureNeeds } from '../detect/index.js';
 import { formatPort, type CaptureKind, type Door } from '../types.js';
 
 export interface BackendLimit {
@@ -13,8 +14,10 @@ export interface BackendLimit {
 /** Every backend limit these doors exceed, one entry per backend and limit. */
 export function exceededBackendLimits(doors: readonly Door[]): BackendLimit[] {
   const out: BackendLimit[] = [];
-  // The loader gets each distinct step once and each open port that is not also a step.
-  const ports = new Set(doors.flatMap((d) => [...d.sequence, ...d.open]).map(formatPort));
+  // The loader gets each distinct step once and each open port that is not
+  // also a step: what captureNeeds() derives from the doors, whatever their kind.
+  const needs = captureNeeds(doors);
+  const ports = new Set([...needs.steps, ...needs.openPorts].map(formatPort));
   if (ports.size > EBPF_MAX_PORTS) {
     out.push({
       capture: 'ebpf',

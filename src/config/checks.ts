@@ -9,7 +9,8 @@ import { sequenceHazards } from '../ports.js';
 import { formatDuration } from './duration.js';
 import { formatPath, type PathSegment } from './errors.js';
 import { samePort } from './port.js';
-import { doorShape } from './schema.js';
+import { commonDoorShape } from './door-kind.js';
+import { sequenceShape } from './door-sequence.js';
 
 export interface PathProblem {
   readonly path: readonly PathSegment[];
@@ -25,6 +26,8 @@ interface PartialDoor {
   readonly gapMs?: number;
   readonly open?: readonly PortSpec[];
 }
+
+const doorShape = { ...commonDoorShape, ...sequenceShape };
 
 function field<K extends keyof typeof doorShape>(
   raw: Record<string, unknown>,

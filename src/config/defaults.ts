@@ -11,6 +11,7 @@ export function defaultConfig(): KnockwatchConfig {
     maxSources: DEFAULT_MAX_SOURCES,
     doors: [
       {
+        kind: 'sequence',
         name: 'ssh',
         sequence: [
           { port: 1234, protocol: 'tcp' },

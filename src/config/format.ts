@@ -3,17 +3,17 @@
 // output parses back to the same config (JSON output too: JSON is YAML).
 import { Document, visit } from 'yaml';
 import { formatPort, type Door, type KnockwatchConfig } from '../types.js';
+import { doorKindSpec } from './door-kinds.js';
 import { formatDuration } from './duration.js';
 
+/** A door in the file's shape: the common keys, then its kind's own (door-kinds.ts). */
 export interface DoorJSON {
   name: string;
-  sequence: string[];
-  window: string;
-  gap?: string;
   open: string[];
   duration: string;
   start_command?: string[];
   stop_command?: string[];
+  [kindKey: string]: unknown;
 }
 
 export interface ConfigJSON {
@@ -25,11 +25,10 @@ export interface ConfigJSON {
 }
 
 function doorToJSON(d: Door): DoorJSON {
+  // Key order as people write doors: name, the kind's keys, then what it opens.
   return {
     name: d.name,
-    sequence: d.sequence.map(formatPort),
-    window: formatDuration(d.windowMs),
-    ...(d.gapMs !== undefined ? { gap: formatDuration(d.gapMs) } : {}),
+    ...doorKindSpec(d).toJSON(d),
     open: d.open.map(formatPort),
     duration: formatDuration(d.durationMs),
     ...(d.startCommand !== undefined ? { start_command: [...d.startCommand] } : {}),

@@ -1,12 +1,13 @@
 // parseConfig: YAML text -> validated KnockwatchConfig, or a ConfigError that
 // lists every problem found, each with its path and line.
 import { LineCounter, parseDocument } from 'yaml';
-import type { CaptureKind, Door, KnockwatchConfig } from '../types.js';
+import type { CaptureKind, KnockwatchConfig } from '../types.js';
 import { exceededBackendLimits } from './backend-limits.js';
 import { crossChecks, type PathProblem } from './checks.js';
 import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from './errors.js';
 import { isEmptyScalar, locate, nodeLocation, resolveFailureNode } from './locate.js';
-import { CONFIG_KEYS, DOOR_KEYS, configSchema, type RawConfig, type RawDoor } from './schema.js';
+import { knownDoorKeys } from './door-kinds.js';
+import { CONFIG_KEYS, configSchema, type RawConfig } from './schema.js';
 
 /** Aliases can expand exponentially ("billion laughs"); a config needs few. */
 const MAX_ALIAS_COUNT = 100;
@@ -56,7 +57,7 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
     for (const issue of result.error.issues) {
       const path = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
       if (issue.code === 'unrecognized_keys') {
-        const known = path.length === 0 ? CONFIG_KEYS : DOOR_KEYS;
+        const known = path.length === 0 ? CONFIG_KEYS : knownDoorKeys(isRecord(raw) && Array.isArray(raw['doors']) ? raw['doors'][Number(path[1])] : undefined);
         for (const key of issue.keys) add({ path: [...path, key], message: unknownKeyMessage(key, known) }, true);
       } else {
         add({ path, message: issue.message });
@@ -77,26 +78,13 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
   return deepFreeze(config);
 }
 
-function toDoor(d: RawDoor): Door {
-  return {
-    name: d.name,
-    sequence: d.sequence,
-    windowMs: d.window,
-    ...(d.gap !== undefined ? { gapMs: d.gap } : {}),
-    open: d.open,
-    durationMs: d.duration,
-    ...(d.start_command !== undefined ? { startCommand: d.start_command } : {}),
-    ...(d.stop_command !== undefined ? { stopCommand: d.stop_command } : {}),
-  };
-}
-
 function toConfig(c: RawConfig): KnockwatchConfig {
   return {
     interface: c.interface,
     firewall: c.firewall,
     capture: c.capture,
     maxSources: c.max_sources,
-    doors: c.doors.map(toDoor),
+    doors: c.doors,
   };
 }
 

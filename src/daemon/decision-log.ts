@@ -34,5 +34,9 @@ export function logDecision(log: Logger, d: Decision): void {
     case 'knock':
       log.debug({ door: d.door, source: d.source, port: d.port, protocol: d.protocol }, 'knock');
       break;
+    case 'reject':
+      // Junk is what floods are made of: per-packet lines only at debug.
+      log.debug({ door: d.door, source: d.source, reason: d.reason }, 'knock rejected');
+      break;
   }
 }

@@ -2,7 +2,7 @@
 // composed over the per-source table (source-table.ts) and the access ledger
 // (access-ledger.ts). Time comes only from the events (packet timestamps) and
 // from advanceTo()/shutdown() arguments, so a replay gives the same decisions
-// at any speed. The rules of each door kind are in its module (sequence.ts).
+// at any speed. The rules of each door kind are in its module (kinds.ts).
 //
 // Sources get state only when they knock on some door's start key. A source
 // with no progress for the horizon (the longest window, at least REPEAT_MS)
@@ -16,8 +16,10 @@
 //      each stamped with its deadline;
 //   2. resets of stale sources, oldest first (time t);
 //   3. reset 'evicted' of the source evicted to make room (time t);
-//   4. per door in config order: what its matcher reports (for a sequence:
-//      reset of its own stale attempt, knock, reset, progress), then open.
+//   4. packet doors (spa) on this knock's key, in config order: knock, then
+//      open or reject; they never touch the source table;
+//   5. per source door in config order: what its matcher reports (for a
+//      sequence: reset of its own stale attempt, knock, reset, progress), then open.
 // Packet times that go backwards are treated as the latest time seen, so
 // windows never run backwards and decision times never decrease.
 // finish() (end of input) emits only the pending closes, at their deadlines;
@@ -26,7 +28,8 @@ import type { Door, KnockEvent, ResetReason } from '../types.js';
 import { DEFAULT_MAX_SOURCES } from '../limits.js';
 import { createAccessLedger, type Emit, type OpenAccess } from './access-ledger.js';
 import { compileDoors, type CompiledDoor } from './doors.js';
-import type { MatchSink } from './matcher.js';
+import type { DoorStores } from './kinds.js';
+import { isPacketMatcher, type MatchSink, type PacketMatcher, type SourceMatcher } from './matcher.js';
 import { createSourceTable, type DropReason, type SourceEntry } from './source-table.js';
 
 export { DEFAULT_MAX_SOURCES };
@@ -35,6 +38,8 @@ export type { Emit, OpenAccess };
 export interface DetectorOptions {
   /** Cap on sources with sequence state (default 100,000). */
   readonly maxSources?: number;
+  /** Durable state of kinds that keep some (kinds.ts); absent: in memory, as replay wants. */
+  readonly stores?: DoorStores;
 }
 
 export interface DetectorStats {
@@ -48,6 +53,8 @@ export interface DetectorStats {
   readonly opens: number;
   readonly closes: number;
   readonly resets: number;
+  /** Packets a single-packet door refused. */
+  readonly rejects: number;
 }
 
 export interface Detector {
@@ -86,8 +93,13 @@ function badEvent(ev: KnockEvent): RangeError {
 }
 
 export function createDetector(doors: readonly Door[], options: DetectorOptions = {}): Detector {
-  const { doors: compiled, firstStepMask, horizonMs } = compileDoors(doors);
+  const { doors: compiled, firstStepMask, packetMask, horizonMs } = compileDoors(doors, options.stores);
   const doorCount = compiled.length;
+  // Per-source doors, by door index (a packet door's slot stays undefined).
+  const sourceMatchers: (SourceMatcher<unknown> | undefined)[] = compiled.map((d) => (isPacketMatcher(d.matcher) ? undefined : d.matcher));
+  const packetDoors: { door: CompiledDoor; matcher: PacketMatcher }[] = compiled.flatMap((door) =>
+    isPacketMatcher(door.matcher) ? [{ door, matcher: door.matcher }] : [],
+  );
   // Latest packet time seen; decisions are never stamped earlier. A typed
   // array, not a closure variable: a double stored in a closure variable is
   // boxed, and boxing it on every packet made the hot path allocate per event.
@@ -95,26 +107,32 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
   const ledger = createAccessLedger(compiled, clock);
   const table = createSourceTable<Emit>({ maxSources: options.maxSources ?? DEFAULT_MAX_SOURCES, horizonMs, slots: doorCount, onDrop: resetAll });
   let resets = 0;
+  let rejects = 0;
   // Read, not called, on every packet (why: SourceTable.oldestActivity).
   const nextClose = ledger.nextClose;
   const oldestActivity = table.oldestActivity;
 
   // The one sink every matcher reports to; `at` says for which knock, so no
   // closure or object is made per knock.
-  const at = { emit: ((): void => {}) as Emit, entry: null as unknown as SourceEntry, door: compiled[0], ev: null as unknown as KnockEvent, t: 0 };
+  // `entry` is null while a packet door judges (it has no per-source state).
+  const at = { emit: ((): void => {}) as Emit, entry: null as SourceEntry | null, door: compiled[0], ev: null as unknown as KnockEvent, t: 0 };
   const sink: MatchSink = {
     knock(): void {
       at.emit({ type: 'knock', time: at.t, door: at.door.name, source: at.ev.source, port: at.ev.port, protocol: at.ev.protocol });
     },
     progress(step: number, of: number): void {
-      table.touch(at.entry, at.t);
-      at.emit({ type: 'progress', time: at.t, door: at.door.name, source: at.entry.source, step, of });
+      if (at.entry !== null) table.touch(at.entry, at.t);
+      at.emit({ type: 'progress', time: at.t, door: at.door.name, source: at.ev.source, step, of });
     },
     reset(reason: ResetReason, step: number, key: number): void {
-      emitReset(at.emit, at.t, at.door, at.entry.source, reason, step, key);
+      emitReset(at.emit, at.t, at.door, at.ev.source, reason, step, key);
     },
-    complete(): void {
-      ledger.open(at.door, at.entry.source, at.t, at.emit);
+    complete(address?: string): void {
+      ledger.open(at.door, address ?? at.ev.source, at.t, at.emit);
+    },
+    reject(reason: string): void {
+      rejects++;
+      at.emit({ type: 'reject', time: at.t, door: at.door.name, source: at.ev.source, reason });
     },
   };
 
@@ -131,8 +149,8 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
   function resetAll(entry: SourceEntry, why: DropReason, t: number, emit: Emit): void {
     for (let d = 0; d < doorCount; d++) {
       const state = entry.states[d];
-      if (state === undefined) continue;
-      const { matcher } = compiled[d];
+      const matcher = sourceMatchers[d];
+      if (state === undefined || matcher === undefined) continue;
       const step = matcher.pending(state);
       if (step === 0) continue;
       emitReset(emit, t, compiled[d], entry.source, why === 'evicted' ? 'evicted' : matcher.expiryReason(state), step, -1);
@@ -156,6 +174,7 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     // `& 0xffff` keeps only 16-bit integers equal to themselves (rejects NaN, fractions, negatives).
     if ((port & 0xffff) !== port || (protocol !== 'tcp' && protocol !== 'udp')) throw badEvent(ev);
     const key = protocol === 'tcp' ? port : port + 65536;
+    if (packetMask[key] === 1) judge(ev, key, t, emit);
     let entry = table.find(ev.source, ev.sourceFold);
     if (entry === undefined) {
       // The hot path for floods and scans: a stranger on a port that starts nothing.
@@ -165,7 +184,20 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     handle(entry, ev, key, t, emit);
   }
 
-  /** One knock against every door, for a source that has state. */
+  /** A knock on a packet door's key, judged on its own before (and whatever) the source table holds. */
+  function judge(ev: KnockEvent, key: number, t: number, emit: Emit): void {
+    at.emit = emit;
+    at.entry = null;
+    at.ev = ev;
+    at.t = t;
+    for (const { door, matcher } of packetDoors) {
+      if (!matcher.startKeys.includes(key)) continue;
+      at.door = door;
+      matcher.judge(ev, key, t, sink);
+    }
+  }
+
+  /** One knock against every per-source door, for a source that has state. */
   function handle(entry: SourceEntry, ev: KnockEvent, key: number, t: number, emit: Emit): void {
     at.emit = emit;
     at.entry = entry;
@@ -173,11 +205,12 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     at.t = t;
     let live = false;
     for (let d = 0; d < doorCount; d++) {
-      const door = compiled[d];
-      at.door = door;
-      const state = door.matcher.consume(entry.states[d], key, t, sink);
+      const matcher = sourceMatchers[d];
+      if (matcher === undefined) continue;
+      at.door = compiled[d];
+      const state = matcher.consume(entry.states[d], key, ev, t, sink);
       entry.states[d] = state;
-      if (state !== undefined && door.matcher.live(state, t)) live = true;
+      if (state !== undefined && matcher.live(state, t)) live = true;
     }
     // Nothing left to remember: drop the source now rather than at the horizon.
     if (!live) table.remove(entry);
@@ -214,7 +247,7 @@ export function createDetector(doors: readonly Door[], options: DetectorOptions 
     nextDeadline: ledger.nextDeadline,
     openAccesses: ledger.openAccesses,
     get stats(): DetectorStats {
-      return { sources: table.size, evictions: table.evictions, expired: table.expired, opens: ledger.opens, closes: ledger.closes, resets };
+      return { sources: table.size, evictions: table.evictions, expired: table.expired, opens: ledger.opens, closes: ledger.closes, resets, rejects };
     },
   };
 }

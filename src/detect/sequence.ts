@@ -18,10 +18,11 @@
 //   ('window' or 'gap', whichever deadline passed first), then counts fresh.
 // - The repeat rule also covers the completing step, so a doubled final (or
 //   single-step) knock does not open twice.
-import type { Door, ResetReason } from '../types.js';
+import type { KnockEvent, ResetReason, SequenceDoor } from '../types.js';
 import { sequenceHazards } from '../ports.js';
 import { checkDuration, checkPort } from './checks.js';
-import { portKey, type MatchSink, type Matcher } from './matcher.js';
+import type { KindContext } from './kinds.js';
+import { portKey, type MatchSink, type SourceMatcher } from './matcher.js';
 
 /**
  * An exact repeat of the step just accepted within this many ms (inclusive) is
@@ -46,10 +47,11 @@ export interface Progress {
   completed: boolean;
 }
 
-export type SequenceMatcher = Matcher<Progress>;
+export type SequenceMatcher = SourceMatcher<Progress>;
 
-/** Validates the sequence part of a door (`at` names it in errors) and compiles its matcher. */
-export function sequenceMatcher(door: Door, index: number, at: string): SequenceMatcher {
+/** Validates the sequence part of a door (`ctx.at` names it in errors) and compiles its matcher. */
+export function sequenceMatcher(door: SequenceDoor, ctx: Pick<KindContext, 'index' | 'at'>): SequenceMatcher {
+  const { index, at } = ctx;
   if (door.sequence.length === 0) throw new Error(`${at}: sequence is empty`);
   door.sequence.forEach((s, i) => checkPort(s, `${at} sequence[${i}]`));
   checkDuration(door.windowMs, `${at} windowMs`);
@@ -83,7 +85,8 @@ export function sequenceMatcher(door: Door, index: number, at: string): Sequence
     }
   }
 
-  function consume(p: Progress | undefined, key: number, t: number, sink: MatchSink): Progress | undefined {
+  // `_ev`: plain steps need only the port key (a passphrase step also reads the payload).
+  function consume(p: Progress | undefined, key: number, _ev: KnockEvent, t: number, sink: MatchSink): Progress | undefined {
     if (p !== undefined && p.step > 0 && (t - p.start > windowMs || t - p.last > gapMs)) {
       // No port: the reset is about the stale attempt, whichever knock finds it.
       sink.reset(expiryReason(p), p.step, -1);

@@ -71,7 +71,7 @@ const CASES: Case[] = [
 ];
 
 function door(...protocols: Protocol[]): Door {
-  return { name: 'd', sequence: protocols.map((protocol, i) => ({ port: 1000 + 10 * i, protocol })), windowMs: 1000, open: [{ port: 22, protocol: 'tcp' }], durationMs: 1000 };
+  return { kind: 'sequence', name: 'd', sequence: protocols.map((protocol, i) => ({ port: 1000 + 10 * i, protocol })), windowMs: 1000, open: [{ port: 22, protocol: 'tcp' }], durationMs: 1000 };
 }
 
 /** The filter the daemon builds for these doors (captureNeeds -> buildCaptureFilter). */

@@ -17,6 +17,7 @@ export const PROBE_TIMEOUT_MS = 1000;
 const PROCESS_BOUND_MS = 30_000;
 
 export const testDoor: Door = {
+  kind: 'sequence',
   name: 'ssh',
   sequence: [{ port: 1111, protocol: 'tcp' }],
   windowMs: 5000,

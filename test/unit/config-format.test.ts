@@ -111,6 +111,7 @@ const door: fc.Arbitrary<Omit<Door, 'name'>> = fc
   // Neighbouring or repeated consecutive steps are refused (src/ports.ts).
   .filter((d) => sequenceHazards(d.sequence).length === 0)
   .map(({ gapFraction, ...d }) => ({
+    kind: 'sequence' as const,
     ...d,
     ...(gapFraction !== undefined ? { gapMs: Math.max(1, Math.floor(d.windowMs * gapFraction)) } : {}),
   }));

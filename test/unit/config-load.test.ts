@@ -35,6 +35,7 @@ describe('loadConfig', () => {
       maxSources: 100_000,
       doors: [
         {
+          kind: 'sequence',
           name: 'ssh',
           sequence: [
             { port: 1234, protocol: 'tcp' },

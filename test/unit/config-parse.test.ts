@@ -75,6 +75,7 @@ describe('parseConfig: accepted configs', () => {
       maxSources: 5000,
       doors: [
         {
+          kind: 'sequence',
           name: 'web_1',
           sequence: [
             { port: 1000, protocol: 'udp' },
@@ -304,6 +305,15 @@ describe('parseConfig: doors', () => {
 
   test('a door that is not a mapping', () => {
     expectOnly(yaml('doors:', '  - ssh'), 'doors[0]', 2, /expected a door .* got 'ssh'/);
+  });
+
+  test('a door without a kind key says which keys select a kind', () => {
+    expectOnly(yaml('doors:', '  - name: ssh', '    window: 10s', '    open: [22]', '    duration: 1m'), 'doors[0]', 2, /a door needs its kind: one of the keys sequence/);
+  });
+
+  test('an unknown key in a door lists that kind\'s keys only', () => {
+    const p = expectOnly(oneDoor().replace('window: 10s', 'window: 10s\n    zzzzzzzzzzzz: 1'), 'doors[0].zzzzzzzzzzzz', 5, /unknown key 'zzzzzzzzzzzz'/);
+    expect(p.message).toContain('known keys: name, sequence, window, gap, open, duration, start_command, stop_command');
   });
 });
 
@@ -626,7 +636,7 @@ describe('parseConfig: sequences a sweep or a retransmission could complete', ()
         const configProblems = tryProblems(text);
         let detectorError: string | undefined;
         try {
-          compileDoors([{ name: 'ssh', sequence, windowMs: 10_000, open: [{ port: 40000, protocol: 'tcp' }], durationMs: 20_000 }]);
+          compileDoors([{ kind: 'sequence', name: 'ssh', sequence, windowMs: 10_000, open: [{ port: 40000, protocol: 'tcp' }], durationMs: 20_000 }]);
         } catch (err) {
           detectorError = err instanceof Error ? err.message : String(err);
         }

@@ -5,6 +5,7 @@ import { endsOnReload, ledgerAccess } from '../../src/daemon/carry.js';
 import type { Door } from '../../src/types.js';
 
 const ssh: Door = {
+  kind: 'sequence',
   name: 'ssh',
   sequence: [{ port: 1234, protocol: 'tcp' }, { port: 5678, protocol: 'tcp' }],
   windowMs: 5000,

@@ -5,22 +5,23 @@ import { describe, expect, it } from 'vitest';
 import type { Door, ResetReason } from '../../src/types.js';
 import { portKey, type MatchSink } from '../../src/detect/matcher.js';
 import { REPEAT_MS, sequenceMatcher, type Progress } from '../../src/detect/sequence.js';
-import { door, tcp } from './detect-support.js';
+import { door, knockAt, tcp } from './detect-support.js';
 
-function matcher(overrides: Partial<Door> = {}) {
-  const m = sequenceMatcher(door(overrides), 0, "door 0 'ssh'");
+function matcher(overrides: Partial<Omit<Door, 'kind'>> = {}) {
+  const m = sequenceMatcher(door(overrides), { index: 0, at: "door 0 'ssh'" });
   const log: string[] = [];
   const sink: MatchSink = {
     knock: () => log.push('knock'),
     progress: (step, of) => log.push(`progress ${step}/${of}`),
     reset: (reason: ResetReason, step, key) => log.push(`reset ${reason} ${step} ${key}`),
     complete: () => log.push('complete'),
+    reject: (reason) => log.push(`reject ${reason}`),
   };
   let state: Progress | undefined;
   /** Feeds knocks as [port, time] (tcp unless protocol given) and returns the reports of this call. */
   const feed = (...knocks: [number, number, ('tcp' | 'udp')?][]): string[] => {
     log.length = 0;
-    for (const [port, t, protocol] of knocks) state = m.consume(state, portKey(port, protocol ?? 'tcp'), t, sink);
+    for (const [port, t, protocol] of knocks) state = m.consume(state, portKey(port, protocol ?? 'tcp'), knockAt(port, t, protocol ?? 'tcp'), t, sink);
     return [...log];
   };
   return { m, feed, state: () => state };

@@ -19,12 +19,18 @@ export function knock(source: string, port: number, time: number, protocol: Prot
   };
 }
 
+/** A knock from a fixed test source, for feeding one matcher directly. */
+export function knockAt(port: number, time: number, protocol: Protocol = 'tcp'): KnockEvent {
+  return knock('192.0.2.7', port, time, protocol);
+}
+
 export function tcp(...ports: number[]): PortSpec[] {
   return ports.map((port) => ({ port, protocol: 'tcp' }));
 }
 
-export function door(overrides: Partial<Door> = {}): Door {
+export function door(overrides: Partial<Omit<Door, 'kind'>> = {}): Door {
   return {
+    kind: 'sequence',
     name: 'ssh',
     sequence: tcp(1234, 5678, 9012),
     windowMs: 10_000,
@@ -47,6 +53,8 @@ export function show(d: Decision): string {
     case 'open':
       return `${head} until=${d.until}${d.refreshed ? ' refreshed' : ''}`;
     case 'close':
+      return `${head} ${d.reason}`;
+    case 'reject':
       return `${head} ${d.reason}`;
   }
 }

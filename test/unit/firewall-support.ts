@@ -21,6 +21,7 @@ export function recorder(answer: Answer = () => undefined): Recorder {
 }
 
 export const sshDoor: Door = {
+  kind: 'sequence',
   name: 'ssh',
   sequence: [
     { port: 1111, protocol: 'tcp' },
@@ -32,6 +33,7 @@ export const sshDoor: Door = {
 };
 
 export const webDoor: Door = {
+  kind: 'sequence',
   name: '9web-x',
   sequence: [{ port: 7000, protocol: 'tcp' }],
   windowMs: 5000,

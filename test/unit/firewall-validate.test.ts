@@ -6,6 +6,7 @@ import { checkAccess, checkDoorName, checkSource, indexDoors, remainingMs } from
 import { accessFromDecision, accessKeyFromDecision } from '../../src/firewall/access.js';
 
 const ssh: Door = {
+  kind: 'sequence',
   name: 'ssh',
   sequence: [{ port: 1111, protocol: 'tcp' }],
   windowMs: 5000,
