@@ -11,7 +11,9 @@
 // +-(max_age + grace) of its own time, so a datagram whose clock is off by a
 // little more than max_age is still recognised and rejected as 'stale' (a
 // useful answer for whoever reads the log) rather than 'unknown hint'. A junk
-// datagram costs one Map lookup: 8 bytes as a latin1 string key.
+// datagram costs one Map lookup with a small-integer key (30 bits of the
+// hint) and no allocation: a latin1 string key made per datagram cost
+// ~400 ns here, the integer key ~40 ns; the full 8 bytes are then compared.
 //
 // A captured hint with forged ciphertext makes the server try AEAD opens, so
 // failed opens have a budget per hint and one overall (token buckets on the
@@ -54,9 +56,15 @@ export interface HintCandidate {
   readonly step: number;
 }
 
-interface HintEntry {
+/** The hint of one (key, step), or several that share all 8 bytes. */
+export interface HintEntry {
+  /** The whole 8-byte hint, as two unsigned 32-bit halves. */
+  readonly hi: number;
+  readonly lo: number;
   candidates: HintCandidate[];
   fails: Bucket | undefined;
+  /** Next entry whose hint has the same Map key. */
+  next: HintEntry | undefined;
 }
 
 export interface HintUser {
@@ -67,15 +75,17 @@ export interface HintUser {
 export interface HintIndex {
   /** Makes the Map cover every step within the window of `t` (cheap when the step is unchanged). */
   advance(t: number): void;
-  /** Candidates for a hint (8 latin1 characters), at most MAX_CANDIDATES. */
-  lookup(hint: string): readonly HintCandidate[] | undefined;
+  /** The entry for the hint at `offset` in `bytes` (8 bytes), if any. Allocates nothing. */
+  lookup(bytes: Uint8Array, offset: number): HintEntry | undefined;
+  /** At most MAX_CANDIDATES keys to try for an entry. */
+  candidates(entry: HintEntry): readonly HintCandidate[];
   /** Whether a failed open on this hint is within both budgets at `t` (takes nothing). */
-  mayTry(hint: string, t: number): boolean;
+  mayTry(entry: HintEntry, t: number): boolean;
   /** Charges one failed open to the hint and to the overall budget. */
-  failed(hint: string, t: number): void;
+  failed(entry: HintEntry, t: number): void;
   /** Replaces the users (reload): hints of removed users and keys are gone at once. */
   setUsers(users: readonly HintUser[]): void;
-  /** Hints in the Map. */
+  /** Distinct hints held. */
   readonly size: number;
 }
 
@@ -85,25 +95,49 @@ export interface HintIndexOptions {
   readonly graceMs?: number;
 }
 
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+/** 30 bits of the hint: a V8 small integer, so Map.get() boxes nothing. */
+function mapKey(b: Uint8Array, o: number): number {
+  return ((b[o] & 0x3f) << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+}
+
 export function createHintIndex(users: readonly HintUser[], options: HintIndexOptions): HintIndex {
   const radius = Math.ceil((options.maxAgeMs + (options.graceMs ?? HINT_GRACE_MS)) / HINT_STEP_MS);
-  const map = new Map<string, HintEntry>();
+  const map = new Map<number, HintEntry>();
+  let size = 0;
   /** Hints added for each step, to remove them when the step leaves the window. */
-  const byStep = new Map<number, string[]>();
+  const byStep = new Map<number, Buffer[]>();
   let current: UserKeys[][] = users.map((u) => [...u.keys]);
   let lo = 0;
   let hi = -1; // empty window
   let global: Bucket | undefined;
 
+  function find(b: Uint8Array, o: number): HintEntry | undefined {
+    let e = map.get(mapKey(b, o));
+    if (e === undefined) return undefined;
+    const h = u32(b, o);
+    const l = u32(b, o + 4);
+    while (e !== undefined && (e.hi !== h || e.lo !== l)) e = e.next;
+    return e;
+  }
+
   function addStep(step: number): void {
-    const added: string[] = [];
+    const added: Buffer[] = [];
     for (const keys of current) {
       for (let k = 0; k < keys.length; k++) {
-        const h = computeHint(keys[k].hintKey, step).toString('latin1');
+        const h = computeHint(keys[k].hintKey, step);
         const cand: HintCandidate = { keys: keys[k], keyIndex: k, step };
-        const e = map.get(h);
-        if (e === undefined) map.set(h, { candidates: [cand], fails: undefined });
-        else e.candidates.push(cand);
+        const e = find(h, 0);
+        if (e !== undefined) {
+          e.candidates.push(cand);
+        } else {
+          const key = mapKey(h, 0);
+          map.set(key, { hi: u32(h, 0), lo: u32(h, 4), candidates: [cand], fails: undefined, next: map.get(key) });
+          size++;
+        }
         added.push(h);
       }
     }
@@ -112,10 +146,17 @@ export function createHintIndex(users: readonly HintUser[], options: HintIndexOp
 
   function removeStep(step: number): void {
     for (const h of byStep.get(step) ?? []) {
-      const e = map.get(h);
+      const e = find(h, 0);
       if (e === undefined) continue;
       e.candidates = e.candidates.filter((c) => c.step !== step);
-      if (e.candidates.length === 0) map.delete(h);
+      if (e.candidates.length > 0) continue;
+      const key = mapKey(h, 0);
+      let head = map.get(key);
+      if (head === e) head = e.next;
+      else for (let p = head; p !== undefined; p = p.next) if (p.next === e) p.next = e.next;
+      if (head === undefined) map.delete(key);
+      else map.set(key, head);
+      size--;
     }
     byStep.delete(step);
   }
@@ -123,6 +164,7 @@ export function createHintIndex(users: readonly HintUser[], options: HintIndexOp
   function rebuild(center: number): void {
     map.clear();
     byStep.clear();
+    size = 0;
     lo = center - radius;
     hi = center + radius;
     for (let s = lo; s <= hi; s++) addStep(s);
@@ -143,38 +185,37 @@ export function createHintIndex(users: readonly HintUser[], options: HintIndexOp
     while (hi < center + radius) addStep(++hi);
   }
 
+  function bucketFor(e: HintEntry, t: number): Bucket {
+    e.fails ??= newBucket(HINT_FAIL_RULE, t);
+    return e.fails;
+  }
+
   return {
     advance,
-    lookup(hint) {
-      const e = map.get(hint);
-      if (e === undefined) return undefined;
+    lookup: find,
+    candidates(e) {
       return e.candidates.length > MAX_CANDIDATES ? e.candidates.slice(0, MAX_CANDIDATES) : e.candidates;
     },
-    mayTry(hint, t) {
+    mayTry(e, t) {
       global ??= newBucket(GLOBAL_FAIL_RULE, t);
-      if (!hasToken(global, GLOBAL_FAIL_RULE, t)) return false;
-      const e = map.get(hint);
-      if (e === undefined) return false;
-      e.fails ??= newBucket(HINT_FAIL_RULE, t);
-      return hasToken(e.fails, HINT_FAIL_RULE, t);
+      return hasToken(global, GLOBAL_FAIL_RULE, t) && hasToken(bucketFor(e, t), HINT_FAIL_RULE, t);
     },
-    failed(hint, t) {
+    failed(e, t) {
       global ??= newBucket(GLOBAL_FAIL_RULE, t);
       takeToken(global, GLOBAL_FAIL_RULE, t);
-      const e = map.get(hint);
-      if (e === undefined) return;
-      e.fails ??= newBucket(HINT_FAIL_RULE, t);
-      takeToken(e.fails, HINT_FAIL_RULE, t);
+      takeToken(bucketFor(e, t), HINT_FAIL_RULE, t);
     },
     setUsers(next) {
       current = next.map((u) => [...u.keys]);
       const center = hi >= lo ? lo + radius : undefined;
       map.clear();
       byStep.clear();
+      size = 0;
+      hi = lo - 1;
       if (center !== undefined) rebuild(center);
     },
     get size() {
-      return map.size;
+      return size;
     },
   };
 }

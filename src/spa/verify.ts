@@ -16,7 +16,7 @@
 //   door, user, address, rate, TOTP
 import { formatAddress, parseAddress, refusedAddress, type SpaAddress } from './address.js';
 import { hasToken, newBucket, takeToken, type Bucket, type BucketRule } from './bucket.js';
-import { DATAGRAM_BYTES, FORMAT_VERSION, RESERVED_PUBLIC_KEY_VERSION, decodePlaintext, hintKeyOf, nonceKeyOf, openDatagram, type SpaPlaintext } from './format.js';
+import { DATAGRAM_BYTES, FORMAT_VERSION, RESERVED_PUBLIC_KEY_VERSION, decodePlaintext, nonceKeyOf, openDatagram, type SpaPlaintext } from './format.js';
 import type { HintIndex } from './hint.js';
 import type { UserKeys } from './keys.js';
 import { REPLAY_SLACK_MS, type ReplayCache } from './replay-cache.js';
@@ -121,9 +121,14 @@ export function emptyCounts(): Record<SpaRejectReason, number> {
   return Object.fromEntries(SPA_REJECT_REASONS.map((r) => [r, 0])) as Record<SpaRejectReason, number>;
 }
 
+/** One frozen verdict per reason for rejections that name nothing more: junk allocates nothing. */
+const PLAIN: Readonly<Record<SpaRejectReason, SpaVerdict>> = Object.fromEntries(
+  SPA_REJECT_REASONS.map((r) => [r, Object.freeze({ ok: false as const, reason: r })]),
+) as Record<SpaRejectReason, SpaVerdict>;
+
 function reject(server: SpaServer, reason: SpaRejectReason, extra?: { user?: string; door?: string; alert?: string; detail?: string }): SpaVerdict {
   server.counts[reason] += 1;
-  return { ok: false, reason, ...extra };
+  return extra === undefined ? PLAIN[reason] : { ok: false, reason, ...extra };
 }
 
 /** Live addresses of one user at `now` (expired ones are forgotten). */
@@ -150,9 +155,9 @@ export function verifyDatagram(server: SpaServer, datagram: Uint8Array, source: 
     return reject(server, 'bad-version', datagram[0] === RESERVED_PUBLIC_KEY_VERSION ? { detail: 'version 2 (public-key signatures) is reserved, not supported' } : undefined);
   }
   server.hints.advance(now);
-  const hint = hintKeyOf(datagram);
-  const candidates = server.hints.lookup(hint);
-  if (candidates === undefined) return reject(server, 'unknown-hint');
+  const hint = server.hints.lookup(datagram, 1);
+  if (hint === undefined) return reject(server, 'unknown-hint');
+  const candidates = server.hints.candidates(hint);
   // Checked after the hint: junk must stay cheap and must not make this loud.
   if (now < guard.floorMs) return reject(server, 'clock-below-floor');
   if (now >= guard.leaseUntil) return reject(server, 'no-lease');
