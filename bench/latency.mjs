@@ -1,29 +1,44 @@
 #!/usr/bin/env node
-// Knock-to-open latency: from sending the last knock to the first accepted
-// TCP connection on the door's port, for knockwatch (the built daemon, real
-// libpcap capture, real nftables or iptables) and for knockd (Debian's
-// knockd, iptables via its start_command), in the same two-namespace lab.
-// Each round knocks from a fresh source address (10.199.0.10 on), so every
-// round starts with no sequence state and no access.
+// Knock-to-open latency: from sending the knock (the last SYN of a sequence,
+// the single spa datagram, or the fwknop client's exit) to the first accepted
+// TCP connection on the door's port, side by side for
+//   - knockwatch sequence doors (the built daemon, real libpcap capture, real
+//     nftables or iptables),
+//   - knockwatch spa doors (one ChaCha20-Poly1305 datagram to 62201/udp),
+//   - knockd (Debian's knockd, iptables via its start_command),
+//   - fwknopd (Debian's fwknop-server 2.6.10: libpcap, iptables, SPA with
+//     Rijndael + HMAC-SHA256), as shipped (PCAP_LOOP_SLEEP 100 ms) and with a
+//     1 ms loop sleep, to show how much of its time is that sleep.
+// Every row runs in a fresh two-namespace lab (src/lab/netns.ts), so no row
+// sees another's rules. Each round knocks from a fresh source address
+// (10.199.0.10 on), so every round starts with no knock state and no access.
+// fwknopd runs in the lab's server namespace only, in the foreground, with its
+// config, access, pid and digest files in a temp dir; its iptables commands
+// run inside that namespace (the host's firewall is never touched).
 //
 // The connect side retries fast: a non-blocking connect every --retry-ms,
 // each abandoned after --give-up-ms, stopping at the first that is accepted;
 // a plain connect would wait for SYN retransmission (1 s) after a dropped SYN.
 //
-// Needs root. Build first (`npm run build`), then:
-//   node bench/latency.mjs [--rounds 50] [--firewall nftables|iptables] [--no-knockd] [--dist DIR]
+// Needs root. `npm run bench:latency` installs what is missing and builds; or
+//   node bench/latency.mjs [--rounds 100] [--firewall nftables,iptables]
+//        [--only sequence,spa,knockd,fwknopd] [--no-knockd] [--no-fwknopd] [--dist DIR]
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+const KINDS = ['sequence', 'spa', 'knockd', 'fwknopd'];
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '50' },
-    firewall: { type: 'string', default: 'nftables' },
+    rounds: { type: 'string', default: '100' },
+    firewall: { type: 'string', default: 'nftables,iptables' },
+    only: { type: 'string', default: KINDS.join(',') },
     'no-knockd': { type: 'boolean', default: false },
+    'no-fwknopd': { type: 'boolean', default: false },
     'retry-ms': { type: 'string', default: '1' },
     'give-up-ms': { type: 'string', default: '2' },
     dist: { type: 'string', default: new URL('../dist', import.meta.url).pathname },
@@ -31,7 +46,10 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: node bench/latency.mjs [--rounds N] [--firewall nftables|iptables] [--no-knockd] [--retry-ms MS] [--give-up-ms MS] [--dist DIR]\n');
+  process.stdout.write(
+    'usage: node bench/latency.mjs [--rounds N] [--firewall nftables,iptables] [--only sequence,spa,knockd,fwknopd]\n' +
+      '                              [--no-knockd] [--no-fwknopd] [--retry-ms MS] [--give-up-ms MS] [--dist DIR]\n',
+  );
   process.exit(0);
 }
 const ROUNDS = Number(values.rounds);
@@ -39,7 +57,13 @@ const RETRY_MS = Number(values['retry-ms']);
 const GIVE_UP_MS = Number(values['give-up-ms']);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 200) throw new Error(`--rounds must be 1-200, got ${values.rounds}`);
 if (!(RETRY_MS >= 1) || !(GIVE_UP_MS >= 1)) throw new Error('--retry-ms and --give-up-ms must be >= 1');
-if (!['nftables', 'iptables'].includes(values.firewall)) throw new Error(`--firewall must be nftables or iptables, got ${values.firewall}`);
+const FIREWALLS = values.firewall.split(',').map((s) => s.trim());
+for (const f of FIREWALLS) if (!['nftables', 'iptables'].includes(f)) throw new Error(`--firewall: unknown firewall '${f}' (nftables, iptables)`);
+const ONLY = values.only
+  .split(',')
+  .map((s) => s.trim())
+  .filter((k) => !(values['no-knockd'] && k === 'knockd') && !(values['no-fwknopd'] && k === 'fwknopd'));
+for (const k of ONLY) if (!KINDS.includes(k)) throw new Error(`--only: unknown daemon '${k}' (${KINDS.join(', ')})`);
 
 const dist = resolve(values.dist);
 const cliPath = join(dist, 'cli.js');
@@ -48,6 +72,7 @@ const lib = (p) => import(pathToFileURL(join(dist, p)).href);
 const { createLab, labUnavailableReason } = await lib('lab/netns.js');
 const { startDaemonProcess } = await lib('lab/daemon-process.js');
 const { startGreetingService } = await lib('lab/connect.js');
+const { execa } = await import('execa');
 
 const reason = await labUnavailableReason();
 if (reason) {
@@ -56,18 +81,25 @@ if (reason) {
 }
 
 const SEQUENCE = [1234, 5678, 9012];
+const SPA_PORT = 62201;
 const PORT = 2222;
 /** Time limit for one round's connect loop; a round past it counts as a failure. */
 const MAX_MS = 3000;
 /** Between rounds, so one round's packets are not in flight during the next. */
 const PAUSE_MS = 50;
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-// Runs in the client namespace: per source, the three knocks with our own
-// client's sendSyn, then the fast connect loop. Prints one JSON array of ms (null = failed).
+// Runs in the client namespace: per source, the knock (o.mode), then the fast
+// connect loop. Prints one JSON array of ms (null = failed).
+//   sequence: the three SYNs with our own client's sendSyn (t0 after the last);
+//   spa:      one datagram from our spa client (t0 once it is sent);
+//   fwknop:   the fwknop client asking for the source (-a), t0 at its exit.
 const CLIENT = `
 import net from 'node:net';
-const { sendSyn } = await import(process.argv[2]);
+import { spawn } from 'node:child_process';
 const o = JSON.parse(process.argv[1]);
+const knockMod = await import(o.knockModule);
+const spaMod = o.spaModule ? await import(o.spaModule) : undefined;
 const target = { address: o.host, family: 4 };
 function firstAccept(from, t0) {
   return new Promise((resolve) => {
@@ -93,9 +125,25 @@ function firstAccept(from, t0) {
     attempt();
   });
 }
+function runFwknop(from) {
+  return new Promise((resolve, reject) => {
+    const argv = [...o.fwknop.args, '-a', from];
+    const c = spawn('fwknop', argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: o.fwknop.home } });
+    let err = '';
+    c.stderr.on('data', (d) => (err += d));
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error('fwknop exited ' + code + ': ' + err.trim()))));
+  });
+}
 const results = [];
 for (const from of o.sources) {
-  for (const port of o.sequence) await sendSyn(target, port, from);
+  if (o.mode === 'sequence') {
+    for (const port of o.sequence) await knockMod.sendSyn(target, port, from);
+  } else if (o.mode === 'spa') {
+    await spaMod.benchSend({ ...o.spa, host: o.host, source: from });
+  } else {
+    await runFwknop(from);
+  }
   const t0 = performance.now();
   results.push(await firstAccept(from, t0));
   await new Promise((r) => setTimeout(r, o.pauseMs));
@@ -108,16 +156,16 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-function summarize(name, results) {
+function summarize(name, results, load) {
   const ok = results.filter((r) => r !== null).sort((a, b) => a - b);
-  return { name, n: ok.length, failures: results.length - ok.length, p50: percentile(ok, 50), p90: percentile(ok, 90), min: ok[0], max: ok[ok.length - 1] };
+  return { name, n: ok.length, failures: results.length - ok.length, p50: percentile(ok, 50), p90: percentile(ok, 90), p99: percentile(ok, 99), min: ok[0], max: ok[ok.length - 1], load };
 }
 
-async function measure(lab, sources) {
+async function measure(lab, sources, mode, extra = {}) {
   const knockModule = pathToFileURL(join(dist, 'client/knock.js')).href;
-  const args = { host: lab.server.v4, port: PORT, sequence: SEQUENCE, sources, retryMs: RETRY_MS, giveUpMs: GIVE_UP_MS, maxMs: MAX_MS, pauseMs: PAUSE_MS };
-  const r = await lab.run(lab.client, [process.execPath, '--input-type=module', '-e', CLIENT, JSON.stringify(args), knockModule]);
-  if (r.exitCode !== 0) throw new Error(`latency client failed (${r.exitCode}): ${r.stderr}`);
+  const args = { mode, host: lab.server.v4, port: PORT, sequence: SEQUENCE, sources, retryMs: RETRY_MS, giveUpMs: GIVE_UP_MS, maxMs: MAX_MS, pauseMs: PAUSE_MS, knockModule, ...extra };
+  const r = await lab.run(lab.client, [process.execPath, '--input-type=module', '-e', CLIENT, JSON.stringify(args)]);
+  if (r.exitCode !== 0) throw new Error(`latency client (${mode}) failed (${r.exitCode}): ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 
@@ -127,28 +175,64 @@ async function inServer(lab, argv, input) {
   return r.stdout;
 }
 
-async function benchKnockwatch(lab, dir, sources) {
-  const configPath = join(dir, 'knockwatch.yaml');
-  writeFileSync(
-    configPath,
-    `interface: kw0\nfirewall: ${values.firewall}\ncapture: pcap\ndoors:\n  - name: ssh\n    sequence: [${SEQUENCE.join(', ')}]\n    window: 10s\n    open: [${PORT}/tcp]\n    duration: 10m\n`,
-  );
-  const daemon = await startDaemonProcess(lab, { cliPath, configPath, firewall: values.firewall, capture: 'pcap', logLevel: 'info' });
+/** The built daemon with `configYaml` in the lab's server namespace; `mode` knocks. */
+async function benchKnockwatch(lab, dir, sources, firewall, configYaml, mode, extra) {
+  const configPath = join(dir, `knockwatch-${mode}-${firewall}.yaml`);
+  writeFileSync(configPath, configYaml);
+  const daemon = await startDaemonProcess(lab, { cliPath, configPath, firewall, capture: 'pcap', logLevel: 'info' });
   try {
     await sleep(200);
-    const results = await measure(lab, sources);
+    const results = await measure(lab, sources, mode, extra);
     const opened = daemon.find((l) => l.msg === 'access opened').length;
-    if (opened !== sources.length) process.stderr.write(`warning: knockwatch logged ${opened} opens for ${sources.length} rounds\n`);
+    if (opened !== sources.length) process.stderr.write(`warning: knockwatch (${mode}, ${firewall}) logged ${opened} opens for ${sources.length} rounds\n`);
     return results;
   } finally {
     await daemon.stop();
   }
 }
 
+function sequenceConfig(firewall) {
+  return `interface: kw0\nfirewall: ${firewall}\ncapture: pcap\ndoors:\n  - name: ssh\n    sequence: [${SEQUENCE.join(', ')}]\n    window: 10s\n    open: [${PORT}/tcp]\n    duration: 10m\n`;
+}
+
+// ---- knockwatch spa -----------------------------------------------------------
+
+/** Why spa doors cannot be measured with this build, or undefined. */
+function spaUnavailableReason() {
+  if (!existsSync(join(dist, 'client/spa.js'))) return `${join(dist, 'client/spa.js')} is missing (spa client not built yet)`;
+  return undefined;
+}
+
+async function benchSpa(lab, dir, sources, firewall) {
+  throw new Error('spa: not wired yet');
+}
+
+// ---- knockd -------------------------------------------------------------------
+
 async function knockdUnavailable() {
-  const { execa } = await import('execa');
   const r = await execa('knockd', ['-V'], { reject: false });
   return r.exitCode === 0 || /knockd/.test(String(r.stdout) + String(r.stderr)) ? undefined : 'knockd is not installed (Debian package knockd)';
+}
+
+/** Waits for `pattern` on a child's stdout/stderr; rejects if it exits first or after `ms`. */
+function waitOutput(child, pattern, what, ms = 10_000) {
+  return new Promise((resolveReady, reject) => {
+    let out = '';
+    const onData = (d) => {
+      out += d.toString();
+      if (pattern.test(out)) {
+        clearTimeout(timer);
+        resolveReady();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void child.then(
+      () => reject(new Error(`${what} exited: ${out.trim().slice(-2000)}`)),
+      () => reject(new Error(`${what} exited: ${out.trim().slice(-2000)}`)),
+    );
+    const timer = setTimeout(() => reject(new Error(`${what} did not print ${pattern} within ${ms} ms: ${out.trim().slice(-2000)}`)), ms);
+  });
 }
 
 async function benchKnockd(lab, dir, sources) {
@@ -170,60 +254,129 @@ async function benchKnockd(lab, dir, sources) {
   await inServer(lab, ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
   const child = lab.spawn(lab.server, ['knockd', '-i', lab.server.ifname, '-c', conf, '-p', join(dir, 'knockd.pid'), '-v'], { buffer: false, stdin: 'ignore' });
   try {
-    await new Promise((resolveReady, reject) => {
-      let out = '';
-      const onData = (d) => {
-        out += d.toString();
-        if (/listening on/i.test(out)) resolveReady();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      void child.then(() => reject(new Error(`knockd exited: ${out.trim()}`)));
-      setTimeout(() => reject(new Error(`knockd did not say it is listening within 10 s: ${out.trim()}`)), 10_000);
-    });
+    await waitOutput(child, /listening on/i, 'knockd');
     await sleep(200);
-    return await measure(lab, sources);
+    return await measure(lab, sources, 'sequence');
   } finally {
     child.kill('SIGTERM');
-    await child;
+    await child.catch(() => undefined);
   }
 }
+
+// ---- fwknopd ------------------------------------------------------------------
+
+async function fwknopUnavailable() {
+  // The client writes ~/.fwknoprc and ~/.fwknop.run even for --version unless told not to.
+  for (const [argv, pkg] of [[['fwknopd', '--version'], 'fwknop-server'], [['fwknop', '--no-rc-file', '--no-save-args', '--version'], 'fwknop-client']]) {
+    const r = await execa(argv[0], argv.slice(1), { reject: false });
+    if (r.exitCode !== 0) return `${argv[0]} is not installed (Debian package ${pkg})`;
+  }
+  return undefined;
+}
+
+/**
+ * fwknopd in the server namespace: one access stanza (Rijndael + HMAC-SHA256
+ * keys, random per run), libpcap on kw0 with its default filter
+ * `udp port 62201`, iptables (its FWKNOP_INPUT chain jumped to from INPUT
+ * position 1, above our DROP). Every file it reads or writes is in `fdir`.
+ * `loopSleepUs`: PCAP_LOOP_SLEEP (its default 100000: it polls libpcap, then sleeps).
+ */
+async function benchFwknopd(lab, dir, sources, loopSleepUs) {
+  const fdir = join(dir, `fwknopd-${loopSleepUs}`);
+  mkdirSync(fdir, { mode: 0o700 });
+  const key = randomBytes(32).toString('base64');
+  const hmac = randomBytes(64).toString('base64');
+  const conf = join(fdir, 'fwknopd.conf');
+  const access = join(fdir, 'access.conf');
+  writeFileSync(
+    conf,
+    [
+      `PCAP_INTF ${lab.server.ifname};`,
+      `PCAP_LOOP_SLEEP ${loopSleepUs};`,
+      `FWKNOP_RUN_DIR ${fdir};`,
+      `FWKNOP_PID_FILE ${join(fdir, 'fwknopd.pid')};`,
+      `DIGEST_FILE ${join(fdir, 'digest.cache')};`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  // 600 s: longer than the run, so no rule expires (and is removed) mid-run.
+  writeFileSync(access, ['SOURCE ANY', `KEY_BASE64 ${key}`, `HMAC_KEY_BASE64 ${hmac}`, 'FW_ACCESS_TIMEOUT 600', 'MAX_FW_TIMEOUT 600', ''].join('\n'), { mode: 0o600 });
+  await inServer(lab, ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+  const child = lab.spawn(lab.server, ['fwknopd', '-c', conf, '-a', access, '-i', lab.server.ifname, '-f'], { buffer: false, stdin: 'ignore' });
+  try {
+    await waitOutput(child, /Starting fwknopd main event loop/, 'fwknopd');
+    await sleep(200);
+    // The client's own files (~/.fwknop.run, ~/.fwknoprc) go nowhere: no rc file, no saved args, HOME in the temp dir.
+    const args = ['--no-rc-file', '--no-save-args', '-A', `tcp/${PORT}`, '-D', lab.server.v4, '--use-hmac', '--key-base64-rijndael', key, '--key-base64-hmac', hmac];
+    return await measure(lab, sources, 'fwknop', { fwknop: { args, home: fdir } });
+  } finally {
+    child.kill('SIGTERM');
+    await child.catch(() => undefined);
+  }
+}
+
+// ---- main ---------------------------------------------------------------------
 
 const fmt = (ms) => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');
 
-const lab = await createLab('lat');
-const dir = mkdtempSync(join(tmpdir(), 'knockwatch-latency-'));
-try {
-  const sources = Array.from({ length: ROUNDS }, (_, i) => `10.199.0.${10 + i}`);
-  const r = await lab.run(lab.client, ['ip', '-batch', '-'], { input: sources.map((a) => `addr add ${a}/24 dev ${lab.client.ifname}\n`).join('') });
-  if (r.exitCode !== 0) throw new Error(`adding source addresses failed: ${r.stderr}`);
-  await startGreetingService(lab, lab.server, PORT, 'latency');
-
-  const rows = [];
-  process.stderr.write(`knockwatch (${values.firewall}): ${ROUNDS} rounds...\n`);
-  rows.push(summarize(`knockwatch (${values.firewall})`, await benchKnockwatch(lab, dir, sources)));
-  if (!values['no-knockd']) {
-    const why = await knockdUnavailable();
-    if (why) process.stderr.write(`knockd skipped: ${why}\n`);
-    else {
-      process.stderr.write(`knockd (iptables -I): ${ROUNDS} rounds...\n`);
-      rows.push(summarize('knockd (iptables -I)', await benchKnockd(lab, dir, sources)));
-    }
+/** One row: a fresh lab with the greeting service on 2222 and the round's source addresses. */
+async function row(name, sources, fn) {
+  process.stderr.write(`${name}: ${sources.length} rounds...\n`);
+  const lab = await createLab('lat');
+  const dir = mkdtempSync(join(tmpdir(), 'knockwatch-latency-'));
+  const loadBefore = loadavg();
+  try {
+    const r = await lab.run(lab.client, ['ip', '-batch', '-'], { input: sources.map((a) => `addr add ${a}/24 dev ${lab.client.ifname}\n`).join('') });
+    if (r.exitCode !== 0) throw new Error(`adding source addresses failed: ${r.stderr}`);
+    await startGreetingService(lab, lab.server, PORT, 'latency');
+    return summarize(name, await fn(lab, dir), `${loadBefore} / ${loadavg()}`);
+  } finally {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
   }
-
-  process.stdout.write(
-    `\nknock-to-open latency: last knock sent -> first accepted connection to ${PORT}/tcp\n` +
-      `${ROUNDS} rounds, one fresh source each; connect retried every ${RETRY_MS} ms, each attempt abandoned after ${GIVE_UP_MS} ms\n` +
-      `node ${process.versions.node}, kernel ${release()}\n\n`,
-  );
-  const head = `${'daemon'.padEnd(24)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'min'.padStart(10)}${'max'.padStart(10)}${'failed'.padStart(8)}`;
-  process.stdout.write(`${head}\n${'-'.repeat(head.length)}\n`);
-  for (const row of rows) {
-    process.stdout.write(
-      `${row.name.padEnd(24)}${fmt(row.p50).padStart(10)}${fmt(row.p90).padStart(10)}${fmt(row.min).padStart(10)}${fmt(row.max).padStart(10)}${String(row.failures).padStart(8)}\n`,
-    );
-  }
-} finally {
-  await lab.destroy();
-  rmSync(dir, { recursive: true, force: true });
 }
+
+const sources = Array.from({ length: ROUNDS }, (_, i) => `10.199.0.${10 + i}`);
+const rows = [];
+const skipped = [];
+if (ONLY.includes('sequence')) {
+  for (const fw of FIREWALLS) rows.push(await row(`knockwatch sequence (${fw})`, sources, (lab, dir) => benchKnockwatch(lab, dir, sources, fw, sequenceConfig(fw), 'sequence')));
+}
+if (ONLY.includes('spa')) {
+  const why = spaUnavailableReason();
+  if (why) skipped.push(`knockwatch spa: ${why}`);
+  else for (const fw of FIREWALLS) rows.push(await row(`knockwatch spa (${fw})`, sources, (lab, dir) => benchSpa(lab, dir, sources, fw)));
+}
+if (ONLY.includes('knockd')) {
+  const why = await knockdUnavailable();
+  if (why) skipped.push(`knockd: ${why}`);
+  else rows.push(await row('knockd (iptables -I)', sources, (lab, dir) => benchKnockd(lab, dir, sources)));
+}
+if (ONLY.includes('fwknopd')) {
+  const why = await fwknopUnavailable();
+  if (why) skipped.push(`fwknopd: ${why}`);
+  else {
+    rows.push(await row('fwknopd (iptables)', sources, (lab, dir) => benchFwknopd(lab, dir, sources, 100_000)));
+    rows.push(await row('fwknopd (iptables, 1 ms loop)', sources, (lab, dir) => benchFwknopd(lab, dir, sources, 1000)));
+  }
+}
+
+process.stdout.write(
+  `\nknock-to-open latency: knock sent (last SYN / spa datagram / fwknop client exit) -> first accepted connection to ${PORT}/tcp\n` +
+    `${ROUNDS} rounds per row, one fresh source each, a fresh lab per row; connect retried every ${RETRY_MS} ms, each attempt abandoned after ${GIVE_UP_MS} ms\n` +
+    `node ${process.versions.node}, kernel ${release()}; load average (1/5/15 min) before / after each row shown\n\n`,
+);
+const head = `${'daemon'.padEnd(32)}${'p50'.padStart(10)}${'p90'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'failed'.padStart(8)}   load`;
+process.stdout.write(`${head}\n${'-'.repeat(head.length + 20)}\n`);
+for (const r of rows) {
+  process.stdout.write(
+    `${r.name.padEnd(32)}${fmt(r.p50).padStart(10)}${fmt(r.p90).padStart(10)}${fmt(r.p99).padStart(10)}${fmt(r.max).padStart(10)}${String(r.failures).padStart(8)}   ${r.load}\n`,
+  );
+}
+for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
+const spaNft = rows.find((r) => r.name === 'knockwatch spa (nftables)');
+if (spaNft) process.stdout.write(`\nspa knock-to-open p50 <= 3 ms with nftables: ${fmt(spaNft.p50)} -> ${spaNft.p50 <= 3 && spaNft.failures === 0 ? 'goal met' : 'goal NOT met'}\n`);
+const out = new URL('./out/', import.meta.url).pathname;
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'latency-last.json'), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, rows, skipped }, null, 2));

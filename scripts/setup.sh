@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 # libpcap-dev/python3/make/g++ build the `cap` addon; nftables/iptables/ipset are
 # the firewall backends; iproute2 builds the namespace lab; tcpdump and
 # wireshark-common (dumpcap) record fixtures and serve as test oracles; knockd is
-# the latency benchmark's comparison; clang/llvm/libbpf-dev/bpftool/libelf-dev/
+# the latency benchmark's comparison, and so are fwknop-server/fwknop-client
+# (fwknopd 2.6.10; installing starts nothing: /etc/default/fwknop-server has
+# START_DAEMON="no" and the unit is not enabled; the bench runs fwknopd only in
+# its lab namespace with its own config files, never /etc/fwknop); clang/llvm/libbpf-dev/bpftool/libelf-dev/
 # zlib1g-dev/linux-libc-dev/pkg-config build the eBPF capture backend;
 # systemd (systemd-analyze) checks deploy/knockwatch.service; podman/runc/
 # mmdebstrap build and run the Docker image (scripts/container-test.sh);
@@ -18,7 +21,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   libpcap-dev python3 make g++ pkg-config
   nftables iptables ipset iproute2 procps
-  tcpdump wireshark-common knockd
+  tcpdump wireshark-common knockd fwknop-server fwknop-client
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   systemd podman runc mmdebstrap stress-ng
 )
