@@ -17,6 +17,11 @@
 //   flood --ifname IF --dst-mac MAC --dst A.B.C.D --seconds S [--rate PPS]
 //         [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N]
 //         [--dport P]   (every packet to port P instead of random ports: a flood at one knock port)
+//         [--udp-payload-len N|MIN-MAX] [--udp-payload-prefix HEX]
+//               (UDP payloads of random bytes, N or MIN..MAX long, starting with
+//                the given bytes: junk datagrams for a spa port, e.g. 101 bytes
+//                starting 01 pass the length and version checks and only fail
+//                on the key hint; without these the payload is "floodbch")
 //
 // stdout: {"event":"start","realtime_ns":N} when sending begins, then
 //         {"event":"done","sent":N,"tcp":N,"udp":N,"send_errors":N,"threads":N,"seconds":S,"pps":R,
@@ -40,7 +45,9 @@
 #include <unistd.h>
 
 #define BATCH 64
-#define FRAME_MAX 64
+#define MAX_UDP_PAYLOAD 512
+#define MAX_PREFIX 32
+#define FRAME_MAX (14 + 20 + 8 + MAX_UDP_PAYLOAD)
 #define ETH_LEN 14
 #define IP_LEN 20
 #define TCP_LEN 20
@@ -65,7 +72,8 @@ static void die(const char *what) {
 static void usage(const char *why) {
   fprintf(stderr,
           "flood: %s\nusage: flood --ifname IF --dst-mac MAC --dst A.B.C.D --seconds S [--rate PPS]\n"
-          "             [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N] [--dport P]\n",
+          "             [--threads N] [--src-net A.B.C.D/LEN] [--udp-percent P] [--avoid P,P,...] [--seed N] [--dport P]\n"
+          "             [--udp-payload-len N|MIN-MAX] [--udp-payload-prefix HEX]\n",
           why);
   exit(2);
 }
@@ -142,6 +150,9 @@ struct config {
   int n_avoid;
   long dport; // 0 = random ports (minus --avoid)
   uint64_t seed;
+  long payload_min, payload_max; // 0: the fixed 8-byte "floodbch" payload
+  uint8_t prefix[MAX_PREFIX];
+  int n_prefix;
 };
 
 static struct config parse_args(int argc, char **argv) {
@@ -186,6 +197,27 @@ static struct config parse_args(int argc, char **argv) {
       c.dport = parse_long(v, 1, 65535, "--dport");
     } else if (!strcmp(a, "--seed")) {
       c.seed = (uint64_t)parse_long(v, 1, 0x7fffffffL, "--seed");
+    } else if (!strcmp(a, "--udp-payload-len")) {
+      const char *dash = strchr(v, '-');
+      if (dash) {
+        char buf[16];
+        if ((size_t)(dash - v) >= sizeof buf) usage("invalid --udp-payload-len");
+        memcpy(buf, v, (size_t)(dash - v));
+        buf[dash - v] = 0;
+        c.payload_min = parse_long(buf, 1, MAX_UDP_PAYLOAD, "--udp-payload-len minimum");
+        c.payload_max = parse_long(dash + 1, c.payload_min, MAX_UDP_PAYLOAD, "--udp-payload-len maximum");
+      } else {
+        c.payload_min = c.payload_max = parse_long(v, 1, MAX_UDP_PAYLOAD, "--udp-payload-len");
+      }
+    } else if (!strcmp(a, "--udp-payload-prefix")) {
+      size_t n = strlen(v);
+      if (n == 0 || n % 2 || n / 2 > MAX_PREFIX) usage("invalid --udp-payload-prefix (1-32 bytes as hex)");
+      for (size_t k = 0; k < n / 2; k++) {
+        unsigned byte;
+        if (sscanf(v + 2 * k, "%2x", &byte) != 1) usage("invalid --udp-payload-prefix (not hex)");
+        c.prefix[k] = (uint8_t)byte;
+      }
+      c.n_prefix = (int)(n / 2);
     } else if (!strcmp(a, "--avoid")) {
       char *copy = strdup(v), *save = NULL;
       if (!copy) die("strdup");
@@ -200,6 +232,7 @@ static struct config parse_args(int argc, char **argv) {
     }
   }
   if (!c.ifname || !have_mac || !have_dst || c.seconds < 0) usage("--ifname, --dst-mac, --dst and --seconds are required");
+  if (c.n_prefix > 0 && (c.payload_max == 0 || c.n_prefix > c.payload_min)) usage("--udp-payload-prefix needs --udp-payload-len at least as long");
   return c;
 }
 
@@ -219,7 +252,9 @@ static size_t build_frame(uint8_t *f, const struct config *c, const uint8_t src_
   uint16_t sport = (uint16_t)(1024 + rnd32() % 64512);
   uint16_t dport = c->dport ? (uint16_t)c->dport : random_port(c);
   int udp = (long)(rnd32() % 100) < c->udp_percent;
-  size_t l4_len = udp ? UDP_LEN + UDP_PAYLOAD : TCP_LEN;
+  size_t payload = UDP_PAYLOAD;
+  if (udp && c->payload_max > 0) payload = (size_t)(c->payload_min + (long)(rnd32() % (uint32_t)(c->payload_max - c->payload_min + 1)));
+  size_t l4_len = udp ? UDP_LEN + payload : TCP_LEN;
   uint8_t *ip = f + ETH_LEN, *l4 = ip + IP_LEN;
 
   memcpy(f, c->dst_mac, 6);
@@ -245,7 +280,16 @@ static size_t build_frame(uint8_t *f, const struct config *c, const uint8_t src_
   if (udp) {
     put16(l4 + 4, (uint16_t)l4_len);
     put16(l4 + 6, 0);
-    memcpy(l4 + UDP_LEN, "floodbch", UDP_PAYLOAD);
+    if (c->payload_max > 0) {
+      for (size_t k = 0; k < payload; k += 4) {
+        uint32_t r = rnd32();
+        size_t left = payload - k < 4 ? payload - k : 4;
+        memcpy(l4 + UDP_LEN + k, &r, left);
+      }
+      memcpy(l4 + UDP_LEN, c->prefix, (size_t)c->n_prefix);
+    } else {
+      memcpy(l4 + UDP_LEN, "floodbch", UDP_PAYLOAD);
+    }
     uint16_t sum = fold(sum16(l4, l4_len, pseudo));
     put16(l4 + 6, sum == 0 ? 0xffff : sum);
   } else {
