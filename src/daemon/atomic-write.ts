@@ -5,7 +5,8 @@
 // it over the path, fsync the directory (the rename itself is only durable
 // once the directory is). Synchronous on purpose: a caller marks something
 // used BEFORE acting on it (a one-time sequence before the door opens), and
-// nothing else may run in between. Measured here: ~1-4 ms on ext4 per call.
+// nothing else may run in between. Measured here (ext4, busy 2-core VM, 200
+// calls): p50 1.2 ms, p90 7.6 ms, max 19 ms per call.
 import { closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, openSync, realpathSync, renameSync, unlinkSync, writeSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
