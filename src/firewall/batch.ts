@@ -15,8 +15,20 @@
 //   each element's timeout from `access.until` right then (not when queued),
 //   so time spent waiting never extends an access in the kernel.
 // - Closes come first in every batch and are never refused. Opens wait in a
-//   bounded queue; when it is full, a new open is refused at once
-//   (QueueFullError) and counted, with a warning at most once a second.
+//   bounded queue, one bucket per source prefix (/24, /48), and each batch
+//   takes them round-robin over the prefixes: a knock from a prefix with
+//   little waiting goes in the next batch, however many wait from a flooding
+//   prefix (FIFO made it wait for all of them: 1.2-2.5 s behind 30,000
+//   spoofed completions on a loaded 2-core machine).
+// - When the queue is full, one open is refused (QueueFullError, counted, a
+//   warning at most once a second): the newcomer if its prefix already has
+//   the most waiting, otherwise the oldest waiting open of the prefix that
+//   has the most ("longest queue drop"). So a flood refuses its own opens
+//   first, and a real knock after it is never refused because of it, unless
+//   the flood comes from as many prefixes as there are places (then it is
+//   first come, first served among equals). First come first served alone
+//   refused the real knock after 30,000 completions (the queue was full of
+//   them).
 // - One door/source pair appears at most once per batch, so a batch never
 //   holds an open and a close of the same element (the later one waits for
 //   the next batch); a close arriving while an open of its pair is still
@@ -88,22 +100,27 @@ export class QueueFullError extends Error {
 }
 
 /**
- * 2,048 elements: one `nft -f -` of that size costs ~40 ms of CPU (0.2-1 s
- * on a 2-core machine at load 15-20), and the kernel's deadline is off by at
- * most that one transaction's latency.
+ * 2,048 elements: one `nft -f -` or `ipset restore` of that size costs
+ * ~40-50 ms idle (0.2-0.4 s on a 2-core machine at load 10), and it is what a
+ * real knock behind a flood waits for twice at most: the batch in flight, then
+ * its own (its prefix is served in the first round of the next batch, see
+ * below). Larger batches drain a little faster (the ~5-10 ms start of a
+ * process is shared by more elements) but make that wait longer: with one
+ * batch of 8,192, FIFO, the real open waited 1.2-1.5 s behind it at load 10
+ * (bench:flood, 30,000 completions). The kernel's deadline is off by at most
+ * one transaction's latency (computed when applied).
  */
 export const DEFAULT_BATCH_ELEMENTS = 2048;
 /**
- * Four batches: a real knock arriving behind a full queue waits for them
- * (~0.2 s idle), but the deeper the queue, the less often a burst of spoofed
- * completions fills it just as the real knock comes. Measured at load 15-17
- * on 2 cores (bench:flood, 30,000 completions, the real knock right after):
- * with 2,048 the real open was refused with both firewalls, with 4,096 it
- * got in (0.2 s nftables, 4.8 s iptables); the kernel's deadline does not
- * depend on it (computed when applied).
+ * Four batches. Opens are refused only when this many wait, and then from the
+ * source prefix that has the most waiting (see createBatchQueue), so a flood
+ * from a few prefixes cannot crowd out a knock from another one.
  */
 export const DEFAULT_MAX_QUEUED_OPENS = 8192;
 const WARN_EVERY_MS = 1000;
+/** Prefix lengths of the fair-share buckets: one site, as ingress filtering (BCP 38) bounds what a spoofer can forge. */
+export const FAIR_PREFIX_V4 = 24;
+export const FAIR_PREFIX_V6 = 48;
 
 interface Item {
   readonly change: Change;
@@ -112,8 +129,33 @@ interface Item {
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
   attempts: number;
+  /** Refused after it was queued (evicted for a shorter prefix's open, or dropped at stop): skipped when met. */
+  gone: boolean;
 }
 
+/** The changes queued for one source prefix, oldest first (items[head..]). */
+interface Bucket {
+  readonly key: string;
+  items: Item[];
+  head: number;
+  /** Live opens among items (what the fair share counts). */
+  opens: number;
+  /** Gone items still in `items`. */
+  gone: number;
+}
+
+/**
+ * The fair-share bucket of a source: its /24 (IPv4) or /48 (IPv6). The
+ * address was checked by the backend (checkSource) before it got here.
+ */
+export function sourcePrefix(source: string, family: 4 | 6): string {
+  if (family === 4) return `4 ${source.slice(0, source.lastIndexOf('.'))}`;
+  const cut = source.indexOf('::');
+  // Groups before '::' (all of them without one); those missing are zeros.
+  const groups = (cut < 0 ? source : source.slice(0, cut)).split(':');
+  const g = (i: number): string => (groups[i] === undefined || groups[i] === '' ? '0' : Number.parseInt(groups[i], 16).toString(16));
+  return `6 ${g(0)}:${g(1)}:${g(2)}`;
+}
 /**
  * Most characters of a command's input text in its log line. A full batch of
  * 2,048 elements is ~150 kB of nft text; the log line says how many changes it
@@ -154,10 +196,18 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   if (!Number.isInteger(maxQueuedOpens) || maxQueuedOpens < 1) throw new FirewallError(`invalid open queue bound ${maxQueuedOpens}`);
   const clock = options.clock ?? (() => performance.now());
 
-  /** Closes, in call order. */
+  /** Closes with no open of their pair queued, in call order: first in every batch. */
   let closes: Item[] = [];
-  /** Opens, in call order, plus closes of pairs that had an open queued when they came. */
-  let opens: Item[] = [];
+  /**
+   * Opens (and closes waiting behind an open of their pair) per source
+   * prefix; the Map's order is the round-robin order of the next batch.
+   */
+  let buckets = new Map<string, Bucket>();
+  /** Buckets by their number of live opens, and the largest such number: the longest prefix in O(1). */
+  let byOpens = new Map<number, Set<Bucket>>();
+  let mostOpens = 0;
+  /** Live items in buckets (opens and the closes behind them). */
+  let bucketItems = 0;
   let queuedOpens = 0;
   /** Queued opens per door/source pair, so a close can tell it must wait behind one. */
   const openPairs = new Map<string, number>();
@@ -168,34 +218,86 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   let refusedSinceWarning = 0;
   let lastWarning = Number.NEGATIVE_INFINITY;
 
-  const forgetOpen = (item: Item): void => {
+  const setOpens = (b: Bucket, n: number): void => {
+    const old = byOpens.get(b.opens);
+    if (old) {
+      old.delete(b);
+      if (old.size === 0) byOpens.delete(b.opens);
+    }
+    b.opens = n;
+    if (n > 0) {
+      let set = byOpens.get(n);
+      if (!set) byOpens.set(n, (set = new Set()));
+      set.add(b);
+    }
+    // Counts move by one, so this loop runs at most once.
+    if (n > mostOpens) mostOpens = n;
+    while (mostOpens > 0 && !byOpens.has(mostOpens)) mostOpens -= 1;
+  };
+
+  const bucketOf = (item: Item): Bucket => {
+    const key = sourcePrefix(item.change.access.source, item.change.access.family);
+    let b = buckets.get(key);
+    if (!b) buckets.set(key, (b = { key, items: [], head: 0, opens: 0, gone: 0 }));
+    return b;
+  };
+
+  /** An open leaves the count (taken into a batch, evicted or dropped). */
+  const forgetOpen = (item: Item, b: Bucket): void => {
     if (item.change.kind !== 'open') return;
     queuedOpens -= 1;
+    setOpens(b, b.opens - 1);
     const n = (openPairs.get(item.key) ?? 1) - 1;
     if (n <= 0) openPairs.delete(item.key);
     else openPairs.set(item.key, n);
   };
 
-  const rememberOpen = (item: Item): void => {
+  const rememberOpen = (item: Item, b: Bucket): void => {
     if (item.change.kind !== 'open') return;
     queuedOpens += 1;
+    setOpens(b, b.opens + 1);
     openPairs.set(item.key, (openPairs.get(item.key) ?? 0) + 1);
   };
 
-  /** Take items from the head of `list` while they fit; stops at the first that does not (order). */
-  const take = (list: Item[], batch: Item[], keys: Set<string>, room: { left: number }): Item[] => {
-    let n = 0;
-    while (n < list.length) {
-      const item = list[n];
-      if (keys.has(item.key)) break;
-      if (item.elements > room.left && batch.length > 0) break;
-      keys.add(item.key);
-      batch.push(item);
-      room.left -= item.elements;
-      n += 1;
+  /** Drops what was taken or gone from a bucket's front; forgets an empty bucket; compacts. */
+  const tidy = (b: Bucket): void => {
+    while (b.head < b.items.length && b.items[b.head].gone) {
+      b.head += 1;
+      b.gone -= 1;
     }
-    // One splice per batch, not a shift per item.
-    return n === 0 ? list : list.slice(n);
+    if (b.head >= b.items.length) {
+      buckets.delete(b.key);
+      return;
+    }
+    // Gone items behind a waiting close, or a long taken front: copy the live ones (amortised O(1) an item).
+    if (b.head > 1024 || (b.gone > 64 && b.gone * 2 > b.items.length - b.head)) {
+      b.items = b.items.slice(b.head).filter((i) => !i.gone);
+      b.head = 0;
+      b.gone = 0;
+    }
+  };
+
+  /**
+   * Full: the open refused is one from the prefix with the most opens
+   * waiting. The newcomer itself when its prefix is among those (a flood from
+   * one prefix is refused at the door, as a plain bound would), otherwise the
+   * oldest waiting open of such a prefix makes room for it.
+   */
+  const evictFor = (newcomer: Bucket | undefined): Item | undefined => {
+    if ((newcomer?.opens ?? 0) >= mostOpens) return undefined;
+    const victimBucket = byOpens.get(mostOpens)?.values().next().value as Bucket | undefined;
+    if (!victimBucket) return undefined;
+    for (let i = victimBucket.head; i < victimBucket.items.length; i++) {
+      const item = victimBucket.items[i];
+      if (item.gone || item.change.kind !== 'open') continue;
+      item.gone = true;
+      victimBucket.gone += 1;
+      bucketItems -= 1;
+      forgetOpen(item, victimBucket);
+      tidy(victimBucket);
+      return item;
+    }
+    return undefined;
   };
 
   const settle = (item: Item, outcome: Outcome, requeue: Item[]): void => {
@@ -214,23 +316,68 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     }
   };
 
-  const run = async (): Promise<void> => {
-    scheduled = false;
+  /**
+   * The next batch: closes first (in order), then opens round-robin over the
+   * prefixes, one from each per round, oldest first within a prefix. A
+   * prefix stops for this batch at its first item that cannot go (its pair is
+   * already in the batch, or it does not fit), so order per pair holds. A
+   * prefix with one waiting open is served in the first round whatever the
+   * others hold; the prefixes served are moved to the back of the order.
+   */
+  const takeBatch = (): Item[] => {
     const batch: Item[] = [];
     const keys = new Set<string>();
-    const room = { left: maxElements };
-    closes = take(closes, batch, keys, room);
-    opens = take(opens, batch, keys, room);
+    let room = maxElements;
+    const fits = (item: Item): boolean => !keys.has(item.key) && (item.elements <= room || batch.length === 0);
+    const add = (item: Item): void => {
+      keys.add(item.key);
+      batch.push(item);
+      room -= item.elements;
+    };
+    let n = 0;
+    while (n < closes.length && room > 0 && fits(closes[n])) add(closes[n++]);
+    // One slice per batch, not a shift per item.
+    if (n > 0) closes = closes.slice(n);
+    let open = [...buckets.values()];
+    const served = new Set<Bucket>();
+    while (room > 0 && open.length > 0) {
+      const still: Bucket[] = [];
+      for (const b of open) {
+        if (room <= 0) break;
+        // tidy() keeps a bucket's front item live.
+        const item = b.items[b.head];
+        if (!fits(item)) continue;
+        add(item);
+        b.head += 1;
+        bucketItems -= 1;
+        forgetOpen(item, b);
+        served.add(b);
+        tidy(b);
+        if (buckets.has(b.key)) still.push(b);
+      }
+      open = still;
+    }
+    // Round-robin: the prefixes served go behind those that were not.
+    for (const b of served) {
+      if (!buckets.has(b.key)) continue;
+      buckets.delete(b.key);
+      buckets.set(b.key, b);
+    }
+    return batch;
+  };
+
+  const run = async (): Promise<void> => {
+    scheduled = false;
+    const batch = takeBatch();
     if (batch.length === 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
       for (const w of waiters) w();
       return;
     }
-    for (const item of batch) forgetOpen(item);
     inFlight = true;
     stats.batches += 1;
-    stats.largestBatch = Math.max(stats.largestBatch, maxElements - room.left);
+    stats.largestBatch = Math.max(stats.largestBatch, batch.reduce((e, i) => e + i.elements, 0));
     let outcomes: readonly Outcome[];
     try {
       outcomes = await apply(batch.map((i) => i.change));
@@ -241,11 +388,15 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     const requeue: Item[] = [];
     batch.forEach((item, i) => settle(item, outcomes[i], requeue));
     // Back to the front, in their order, each to the queue it came from.
-    if (requeue.length > 0) {
-      const backToCloses = (i: Item): boolean => i.change.kind === 'close' && !openPairs.has(i.key);
-      closes = [...requeue.filter(backToCloses), ...closes];
-      opens = [...requeue.filter((i) => !backToCloses(i)), ...opens];
-      for (const item of requeue) rememberOpen(item);
+    const backToCloses = new Set(requeue.filter((i) => i.change.kind === 'close' && !openPairs.has(i.key)));
+    closes = [...backToCloses, ...closes];
+    for (const item of [...requeue].reverse()) {
+      if (backToCloses.has(item)) continue;
+      const b = bucketOf(item);
+      if (b.head > 0) b.items[--b.head] = item;
+      else b.items.unshift(item);
+      bucketItems += 1;
+      rememberOpen(item, b);
     }
     inFlight = false;
     schedule();
@@ -259,22 +410,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     setImmediate(() => void run());
   }
 
-  const enqueue = (change: Change): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      const key = pairKey(change.access);
-      const item: Item = { change, key, elements: Math.max(1, change.access.ports.length), resolve, reject, attempts: 0 };
-      if (change.kind === 'open') {
-        opens.push(item);
-        rememberOpen(item);
-      } else if (openPairs.has(key)) {
-        opens.push(item);
-      } else {
-        closes.push(item);
-      }
-      schedule();
-    });
-
-  const refuse = (access: Access): Promise<void> => {
+  const refusal = (access: AccessKey, evicted: boolean): QueueFullError => {
     stats.refused += 1;
     refusedSinceWarning += 1;
     const t = clock();
@@ -286,36 +422,73 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
       lastWarning = t;
       refusedSinceWarning = 0;
     }
-    return Promise.reject(
-      new QueueFullError(`${name}: ${queuedOpens} opens already waiting (limit ${maxQueuedOpens}); open of door '${access.door}' for ${access.source} refused`),
+    const what = `open of door '${access.door}' for ${access.source}`;
+    return new QueueFullError(
+      evicted
+        ? `${name}: ${queuedOpens} opens already waiting (limit ${maxQueuedOpens}); queued ${what} refused to make room for one from a prefix with fewer waiting`
+        : `${name}: ${queuedOpens} opens already waiting (limit ${maxQueuedOpens}), its prefix has the most; ${what} refused`,
     );
   };
 
+  const enqueue = (change: Change): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const key = pairKey(change.access);
+      const item: Item = { change, key, elements: Math.max(1, change.access.ports.length), resolve, reject, attempts: 0, gone: false };
+      if (change.kind === 'close' && !openPairs.has(key)) {
+        closes.push(item);
+      } else {
+        if (change.kind === 'open' && queuedOpens >= maxQueuedOpens) {
+          const victim = evictFor(buckets.get(sourcePrefix(change.access.source, change.access.family)));
+          if (!victim) {
+            reject(refusal(change.access, false));
+            return;
+          }
+          victim.reject(refusal(victim.change.access, true));
+        }
+        const b = bucketOf(item);
+        b.items.push(item);
+        bucketItems += 1;
+        rememberOpen(item, b);
+      }
+      schedule();
+    });
+
   return {
-    open: (access) => (queuedOpens >= maxQueuedOpens ? refuse(access) : enqueue({ kind: 'open', access })),
+    open: (access) => enqueue({ kind: 'open', access }),
     close: (access) => enqueue({ kind: 'close', access }),
     dropOpens(reason) {
-      const dropped = opens.filter((i) => i.change.kind === 'open');
-      // Closes that waited behind an open of their pair still go.
-      closes = [...closes, ...opens.filter((i) => i.change.kind === 'close')];
-      opens = [];
+      const dropped: Item[] = [];
+      // Closes that waited behind an open of their pair still go, in order.
+      for (const b of buckets.values()) {
+        for (let i = b.head; i < b.items.length; i++) {
+          const item = b.items[i];
+          if (item.gone) continue;
+          if (item.change.kind === 'open') dropped.push(item);
+          else closes.push(item);
+        }
+      }
+      buckets = new Map();
+      byOpens = new Map();
+      mostOpens = 0;
+      bucketItems = 0;
       openPairs.clear();
       queuedOpens = 0;
       stats.dropped += dropped.length;
       for (const item of dropped) item.reject(new FirewallError(`${name}: ${reason}; queued open of door '${item.change.access.door}' for ${item.change.access.source} dropped`));
       if (dropped.length > 0) logger.info({ dropped: dropped.length, backend: name, reason }, 'queued opens dropped');
+      if (closes.length > 0) schedule();
       return dropped.length;
     },
     idle: () =>
       new Promise<void>((resolve) => {
-        if (!inFlight && !scheduled && closes.length === 0 && opens.length === 0) resolve();
+        if (!inFlight && !scheduled && closes.length === 0 && bucketItems === 0) resolve();
         else {
           idleWaiters.push(resolve);
           schedule();
         }
       }),
     get stats(): BatchStats {
-      return { ...stats, queued: closes.length + opens.length };
+      return { ...stats, queued: closes.length + bucketItems };
     },
   };
 }
