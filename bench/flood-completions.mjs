@@ -53,7 +53,8 @@ const REAL = '10.199.0.20';
 const GOAL_OPEN_MS = 1000;
 const GOAL_DEADLINE_MS = 500;
 const GOAL_STOP_MS = 2000;
-const POLL_LIMIT_MS = 30_000;
+/** The goal is 1 s: an element not there after 10 s was refused or lost. */
+const POLL_LIMIT_MS = 10_000;
 /** The door as the firewall gets it (what the config below compiles to). */
 const DOOR = {
   kind: 'sequence',
@@ -215,15 +216,16 @@ async function runFirewall(lab, firewall, capture, configPath, frames, realFrame
     const mark = daemon.lines.length;
     const flood = await inject(lab, frames, pps);
     const real = await inject(lab, realFrames, 0);
+    // A refused open is logged at debug only (the queue's warning counts them): a refused real knock shows as never seen.
     const seen = await waitElement(lab, firewall, () => daemon.find((l) => l.msg === 'firewall open failed' && l.source === REAL, mark).length > 0);
     const opened = daemon.find((l) => l.msg === 'access opened' && l.source === REAL, mark)[0];
     const spoofedDecided = daemon.find((l) => l.msg === 'access opened', mark).length - (opened ? 1 : 0);
     // The queue works off what it took; then the kernel's count is final.
-    await sleep(1000);
+    await sleep(1500);
     const inKernel = await elementsInKernel(lab, firewall);
     const peakRss = daemonPeakRss(daemon.pid);
-    // One 'firewall open failed' line per refused open (the 'queue full' warning comes at most once a second).
-    const refused = daemon.find((l) => l.msg === 'firewall open failed' && typeof l.err === 'string' && l.err.includes('opens already waiting'), mark).length;
+    // The queue's warnings (at most once a second, the last one a second after the last refusal) count every refusal.
+    const refused = Math.max(0, ...daemon.find((l) => l.msg === 'firewall queue full: opens refused', mark).map((l) => l.refusedTotal ?? 0));
     const failedLines = daemon.find((l) => l.msg === 'firewall open failed', mark).length;
     const realFailed = daemon.find((l) => l.msg === 'firewall open failed' && l.source === REAL, mark)[0];
     const batches = batchFigures(daemon.find((l) => isBatchLine(l.msg), mark));
@@ -376,7 +378,7 @@ function reportAlone(results) {
     ['  elements in the kernel after', (r) => String(r.inKernel - (r.realFailed ? 0 : 1))],
     ['  transactions (largest, changes)', (r) => `${r.batches.transactions} (${r.batches.largest})`],
     ['  transaction ms: longest / all together', (r) => `${fmt(Math.max(0, ...r.commandMs))} / ${fmt(r.commandMs.reduce((a, b) => a + b, 0))}`],
-    [`real open: in the kernel after, ms (goal < ${GOAL_OPEN_MS})`, (r) => (r.realFailed ? `refused: ${r.realFailed.slice(0, 40)}` : fmt(r.timeToOpenMs))],
+    [`real open: in the kernel after, ms (goal < ${GOAL_OPEN_MS})`, (r) => (r.realFailed ? `refused: ${r.realFailed.slice(0, 40)}` : r.timeToOpenMs === undefined ? `not in ${POLL_LIMIT_MS / 1000} s` : fmt(r.timeToOpenMs))],
     ['  its promise resolved after, ms', (r) => fmt(r.resolvedMs)],
     [`deadline error, ms (goal < ${GOAL_DEADLINE_MS})`, (r) => `${fmt(r.deadlineErrorMs)} +- ${fmt(r.uncertaintyMs)}${r.firewall === 'iptables' ? ' (+- 500 more: whole s)' : ''}`],
     ['load average before / after', (r) => r.load.join(' / ')],
@@ -402,7 +404,7 @@ function report(results) {
     ['  elements in the kernel after', (r) => String(r.inKernel - (r.realFailed ? 0 : 1))],
     ['  capture events / ring drops', (r) => (r.capture ? `${r.capture.events} / ${r.capture.drops}` : '-')],
     ['  firewall transactions (largest)', (r) => `${r.batches.transactions} (${r.batches.largest})`],
-    [`real knock: time to open, ms (goal < ${GOAL_OPEN_MS})`, (r) => (r.realFailed ? `refused: ${r.realFailed.slice(0, 40)}` : fmt(r.timeToOpenMs))],
+    [`real knock: time to open, ms (goal < ${GOAL_OPEN_MS})`, (r) => (r.realFailed ? `failed: ${r.realFailed.slice(0, 40)}` : r.timeToOpenMs === undefined ? `not in ${POLL_LIMIT_MS / 1000} s` : fmt(r.timeToOpenMs))],
     ['  decided after (capture, detector), ms', (r) => fmt(r.decidedAt)],
     ['  in the kernel after the decision, ms', (r) => fmt(r.appliedAfterDecisionMs)],
     [`deadline error, ms (goal < ${GOAL_DEADLINE_MS})`, (r) => `${fmt(r.deadlineErrorMs)} +- ${fmt(r.uncertaintyMs)}${r.firewall === 'iptables' ? ' (+- 500 more: whole s)' : ''}`],

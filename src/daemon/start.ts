@@ -88,6 +88,13 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     const tracked = p.then(
       () => undefined,
       (err: Error & { stderr?: string }) => {
+        // A refusal of the full open queue (firewall/batch.ts) is counted and
+        // warned by the queue, once a second, and says nothing about our
+        // rules: no error line each (thousands under a flood), no state check.
+        if (err.name === 'QueueFullError') {
+          log.debug({ door: d.door, source: d.source, err: err.message }, `firewall ${what} refused`);
+          return;
+        }
         log.error({ door: d.door, source: d.source, err: err.message, stderr: err.stderr }, `firewall ${what} failed`);
         watch?.checkSoon();
       },
