@@ -6,10 +6,11 @@ import type { Door } from '../types.js';
 import { oneOf } from '../types.js';
 import type { DoorKind } from './door-kind.js';
 import { sequenceKind } from './door-sequence.js';
+import { spaKind } from './door-spa.js';
 import { describeValue } from './errors.js';
 import { isPlainMapping } from './values.js';
 
-export const DOOR_KIND_SPECS: readonly DoorKind[] = [sequenceKind as DoorKind];
+export const DOOR_KIND_SPECS: readonly DoorKind[] = [sequenceKind as DoorKind, spaKind as DoorKind];
 
 const SELECTING_KEYS = DOOR_KIND_SPECS.map((k) => k.key);
 

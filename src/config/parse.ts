@@ -8,6 +8,7 @@ import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from '.
 import { isEmptyScalar, locate, nodeLocation, resolveFailureNode } from './locate.js';
 import { knownDoorKeys } from './door-kinds.js';
 import { CONFIG_KEYS, configSchema, type RawConfig } from './schema.js';
+import { userChecks } from './users.js';
 
 /** Aliases can expand exponentially ("billion laughs"); a config needs few. */
 const MAX_ALIAS_COUNT = 100;
@@ -65,6 +66,7 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
     }
   }
   if (isRecord(raw)) for (const p of crossChecks(raw['doors'])) add(p);
+  if (isRecord(raw)) for (const p of userChecks(raw)) add(p);
 
   if (located.length > 0 || !result.success) throw new ConfigError(fileName, sortProblems(located));
   const config = toConfig(result.data);
@@ -85,6 +87,7 @@ function toConfig(c: RawConfig): KnockwatchConfig {
     capture: c.capture,
     maxSources: c.max_sources,
     doors: c.doors,
+    ...(c.users !== undefined ? { users: c.users } : {}),
   };
 }
 

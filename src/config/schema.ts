@@ -7,6 +7,7 @@ import { CAPTURE_KINDS, FIREWALL_KINDS, oneOf } from '../types.js';
 import { DEFAULT_MAX_SOURCES } from '../limits.js';
 import { doorSchema } from './door-kinds.js';
 import { describeValue } from './errors.js';
+import { usersSchema } from './users.js';
 import { interfaceName, mapping, maxSources } from './values.js';
 
 export const configShape = {
@@ -19,6 +20,7 @@ export const configShape = {
   doors: z
     .array(doorSchema, { error: (iss) => (iss.input === undefined ? 'required key is missing: a config file must define its doors' : `expected a list of doors, got ${describeValue(iss.input)}`) })
     .min(1, { error: 'must define at least one door' }),
+  users: usersSchema.optional(),
 };
 
 export const configSchema = mapping(configShape, 'a mapping of settings');

@@ -359,5 +359,7 @@ function transport(
     port: (d[p + 2] << 8) | d[p + 3],
     tcpFlags: flags,
     payload: payloadEnd > payloadStart ? d.subarray(payloadStart, payloadEnd) : EMPTY,
+    // spa refuses a datagram that came in fragments (its payload here is only the first part).
+    fragmented: moreFragments,
   };
 }

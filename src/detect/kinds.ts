@@ -5,6 +5,8 @@
 import type { Door, DoorKind } from '../types.js';
 import type { Matcher } from './matcher.js';
 import { sequenceMatcher } from './sequence.js';
+import { spaMatcher } from './spa.js';
+import type { SpaStore } from '../spa/store.js';
 
 /**
  * Durable state some kinds keep outside a detector's life (used one-time
@@ -12,7 +14,10 @@ import { sequenceMatcher } from './sequence.js';
  * file-backed stores, replay passes none and each kind keeps its state in
  * memory. A kind that needs one adds its optional field here.
  */
-export interface DoorStores {}
+export interface DoorStores {
+  /** spa doors: users' keys, replay cache, TOTP state, the strike-register guard (src/spa/store.ts). */
+  readonly spa?: SpaStore;
+}
 
 /** What a kind's compile function gets besides its door. */
 export interface KindContext {
@@ -26,6 +31,7 @@ type Compile<D extends Door> = (door: D, ctx: KindContext) => Matcher;
 
 const KINDS: { readonly [K in DoorKind]: Compile<Extract<Door, { kind: K }>> } = {
   sequence: sequenceMatcher,
+  spa: spaMatcher,
 };
 
 /** Validates the kind's own fields and compiles its matcher; throws naming the door and field. */

@@ -45,6 +45,8 @@ export const SPA_REJECT_REASONS = [
   'totp-wrong',
   'totp-reused',
   'totp-locked',
+  'fragment',
+  'no-keys',
 ] as const;
 export type SpaRejectReason = (typeof SPA_REJECT_REASONS)[number];
 

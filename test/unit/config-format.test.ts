@@ -9,7 +9,7 @@ import {
   formatConfig,
   parseConfig,
 } from '../../src/config/index.js';
-import type { Door, KnockwatchConfig, PortSpec } from '../../src/types.js';
+import type { KnockwatchConfig, PortSpec, SequenceDoor } from '../../src/types.js';
 import { sequenceHazards } from '../../src/ports.js';
 
 describe('formatConfig', () => {
@@ -94,7 +94,7 @@ const command = fc
   .tuple(commandArg.filter((s) => s.trim() !== ''), fc.array(commandArg, { maxLength: 4 }))
   .map(([prog, args]) => [prog, ...args]);
 
-const door: fc.Arbitrary<Omit<Door, 'name'>> = fc
+const door: fc.Arbitrary<Omit<SequenceDoor, 'name'>> = fc
   .record(
     {
       sequence: fc.uniqueArray(portSpec, { minLength: 1, maxLength: 32, selector: key }),

@@ -3,6 +3,13 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, defaultConfig, parseConfig, type ConfigProblem } from '../../src/config/index.js';
 import { compileDoors } from '../../src/detect/doors.js';
+import type { Door, SequenceDoor } from '../../src/types.js';
+
+/** A parsed door that must be a sequence door. */
+function seq(d: Door): SequenceDoor {
+  if (d.kind !== 'sequence') throw new Error(`door ${d.name} is a ${d.kind} door`);
+  return d;
+}
 
 const FILE = 'k.yaml';
 
@@ -100,7 +107,7 @@ describe('parseConfig: accepted configs', () => {
   test('the result is frozen: callers cannot change the effective config', () => {
     const cfg = parseConfig(oneDoor(), FILE);
     expect(Object.isFrozen(cfg)).toBe(true);
-    expect(Object.isFrozen(cfg.doors[0].sequence[0])).toBe(true);
+    expect(Object.isFrozen(seq(cfg.doors[0]).sequence[0])).toBe(true);
   });
 
   test('gap equal to window is allowed; the same port with another protocol is a different port', () => {
@@ -133,7 +140,7 @@ describe('parseConfig: accepted configs', () => {
   test('a 32-step sequence (knockd limit) is accepted', () => {
     const steps = Array.from({ length: 32 }, (_, i) => 10_000 + 2 * i).join(', ');
     const cfg = parseConfig(oneDoor().replace('[1234, 5678, 9012]', `[${steps}]`), FILE);
-    expect(cfg.doors[0].sequence).toHaveLength(32);
+    expect(seq(cfg.doors[0]).sequence).toHaveLength(32);
   });
 
   test('anchors and aliases resolve', () => {
@@ -161,7 +168,7 @@ describe('parseConfig: accepted configs', () => {
     const text = readFileSync(path, 'utf8');
     const cfg = parseConfig(text, 'examples/knockwatch.yaml');
     expect(cfg.doors.map((d) => d.name)).toEqual(['ssh', 'admin-web']);
-    const web = cfg.doors[1];
+    const web = seq(cfg.doors[1]);
     expect(web.gapMs).toBe(2000);
     expect(web.startCommand?.[0]).toBe('logger');
     expect(web.stopCommand?.[0]).toBe('logger');
@@ -456,7 +463,7 @@ describe('parseConfig: files that are not a config', () => {
   });
 
   test('a door that is !!binary is one problem at its line', () => {
-    expectOnly(yaml('doors:', '  - !!binary aGVsbG8='), 'doors[0]', 2, /expected a door \(a mapping with name, sequence, \.\.\.\), got binary data/);
+    expectOnly(yaml('doors:', '  - !!binary aGVsbG8='), 'doors[0]', 2, /expected a door \(a mapping with name, sequence.*, \.\.\.\), got binary data/);
   });
 
   test('YAML merge keys (<<: *door) share settings between doors; the merging door overrides them', () => {
@@ -477,7 +484,7 @@ describe('parseConfig: files that are not a config', () => {
       FILE,
     );
     expect(cfg.doors[1]).toMatchObject({ name: 'web', windowMs: 10_000, durationMs: 20_000, open: [{ port: 443, protocol: 'tcp' }] });
-    expect(cfg.doors[1].sequence).toHaveLength(2);
+    expect(seq(cfg.doors[1]).sequence).toHaveLength(2);
   });
 
   test('a merged value that is wrong is reported at the merging door', () => {
@@ -618,7 +625,7 @@ describe('parseConfig: sequences a sweep or a retransmission could complete', ()
 
   test('accepted: neighbours of different protocols, and neighbours that are not consecutive steps', () => {
     const cfg = parseConfig(oneDoor().replace('[1234, 5678, 9012]', '[1234/tcp, 1235/udp, 1236/tcp, 1234/tcp, 5678, 1235]'), FILE);
-    expect(cfg.doors[0].sequence.map((s) => `${s.port}/${s.protocol}`)).toEqual(['1234/tcp', '1235/udp', '1236/tcp', '1234/tcp', '5678/tcp', '1235/tcp']);
+    expect(seq(cfg.doors[0]).sequence.map((s) => `${s.port}/${s.protocol}`)).toEqual(['1234/tcp', '1235/udp', '1236/tcp', '1234/tcp', '5678/tcp', '1235/tcp']);
   });
 
   test('property: the config loader accepts a sequence exactly when the detector does', () => {

@@ -5,11 +5,11 @@
 // stale attempt when it drops the source instead of at its next knock.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Door, KnockEvent, Protocol } from '../../src/types.js';
+import type { KnockEvent, Protocol, SequenceDoor } from '../../src/types.js';
 import { REPEAT_MS } from '../../src/detect/index.js';
 import { door, knock, run } from './detect-support.js';
 
-const doors: Door[] = [
+const doors: SequenceDoor[] = [
   door({ name: 'ssh', sequence: [1234, 5678, 9012].map((port) => ({ port, protocol: 'tcp' as const })), windowMs: 10_000, gapMs: 4_000, durationMs: 20_000 }),
   door({ name: 'web', sequence: [{ port: 2000, protocol: 'udp' }, { port: 3000, protocol: 'tcp' }], open: [{ port: 443, protocol: 'tcp' }], windowMs: 5_000, durationMs: 3_000 }),
   door({ name: 'one', sequence: [{ port: 80, protocol: 'udp' }], open: [], windowMs: 1_000, durationMs: 5_000 }),

@@ -2,12 +2,12 @@
 // reports to the sink for one source's knocks, what it watches, and when its
 // state must be kept. (Whole-detector behaviour: detect-sequence.test.ts.)
 import { describe, expect, it } from 'vitest';
-import type { Door, ResetReason } from '../../src/types.js';
+import type { ResetReason, SequenceDoor } from '../../src/types.js';
 import { portKey, type MatchSink } from '../../src/detect/matcher.js';
 import { REPEAT_MS, sequenceMatcher, type Progress } from '../../src/detect/sequence.js';
 import { door, knockAt, tcp } from './detect-support.js';
 
-function matcher(overrides: Partial<Omit<Door, 'kind'>> = {}) {
+function matcher(overrides: Partial<Omit<SequenceDoor, 'kind'>> = {}) {
   const m = sequenceMatcher(door(overrides), { index: 0, at: "door 0 'ssh'" });
   const log: string[] = [];
   const sink: MatchSink = {

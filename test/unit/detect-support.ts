@@ -1,6 +1,6 @@
 // Helpers for detector tests: build KnockEvents directly and render decisions
 // as short strings so expectations read like the log they stand for.
-import type { Decision, Door, KnockEvent, PortSpec, Protocol } from '../../src/types.js';
+import type { Decision, Door, KnockEvent, PortSpec, Protocol, SequenceDoor } from '../../src/types.js';
 import { createDetector, type Detector, type DetectorOptions } from '../../src/detect/detector.js';
 
 const EMPTY = new Uint8Array(0);
@@ -28,7 +28,7 @@ export function tcp(...ports: number[]): PortSpec[] {
   return ports.map((port) => ({ port, protocol: 'tcp' }));
 }
 
-export function door(overrides: Partial<Omit<Door, 'kind'>> = {}): Door {
+export function door(overrides: Partial<Omit<SequenceDoor, 'kind'>> = {}): SequenceDoor {
   return {
     kind: 'sequence',
     name: 'ssh',
