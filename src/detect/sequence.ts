@@ -18,9 +18,14 @@
 //   ('window' or 'gap', whichever deadline passed first), then counts fresh.
 // - The repeat rule also covers the completing step, so a doubled final (or
 //   single-step) knock does not open twice.
+// - A passphrase step (`sha256`, UDP only) also needs its datagram to carry
+//   the digest (payload-digest.ts): on that port anything else is a wrong
+//   knock ('wrong-payload'), starts nothing as a first step, and is no repeat.
+//   The payload is read only when the port already matched such a step.
 import type { KnockEvent, ResetReason, SequenceDoor } from '../types.js';
 import { sequenceHazards } from '../ports.js';
 import { checkDuration, checkPort } from './checks.js';
+import { digestBytes, payloadMatchesDigest } from './payload-digest.js';
 import type { KindContext } from './kinds.js';
 import { portKey, type MatchSink, type SourceMatcher } from './matcher.js';
 
@@ -66,6 +71,17 @@ export function sequenceMatcher(door: SequenceDoor, ctx: Pick<KindContext, 'inde
   const firstKey = steps[0];
   const lastKey = steps[length - 1];
   const openKeys = new Set(door.open.map((s) => portKey(s.port, s.protocol)));
+  // Per step: the digest its datagram must spell (passphrase steps), else undefined.
+  const digests = door.sequence.map((s, i) => {
+    if (s.sha256 === undefined) return undefined;
+    if (s.protocol !== 'udp') throw new Error(`${at} sequence[${i}]: sha256 on a TCP step (UDP is a requirement when using a passphrase)`);
+    return digestBytes(s.sha256, `${at} sequence[${i}]`);
+  });
+  /** Whether the knock's payload is what step `i` requires (always, for a plain step). */
+  const payloadOk = (i: number, ev: KnockEvent): boolean => {
+    const d = digests[i];
+    return d === undefined || payloadMatchesDigest(ev.payload, d);
+  };
   const windowMs = door.windowMs;
   const gapMs = door.gapMs ?? Infinity;
 
@@ -85,8 +101,7 @@ export function sequenceMatcher(door: SequenceDoor, ctx: Pick<KindContext, 'inde
     }
   }
 
-  // `_ev`: plain steps need only the port key (a passphrase step also reads the payload).
-  function consume(p: Progress | undefined, key: number, _ev: KnockEvent, t: number, sink: MatchSink): Progress | undefined {
+  function consume(p: Progress | undefined, key: number, ev: KnockEvent, t: number, sink: MatchSink): Progress | undefined {
     if (p !== undefined && p.step > 0 && (t - p.start > windowMs || t - p.last > gapMs)) {
       // No port: the reset is about the stale attempt, whichever knock finds it.
       sink.reset(expiryReason(p), p.step, -1);
@@ -95,18 +110,21 @@ export function sequenceMatcher(door: SequenceDoor, ctx: Pick<KindContext, 'inde
     }
     if (p !== undefined && p.step > 0) {
       sink.knock();
-      if (key === steps[p.step]) {
+      if (key === steps[p.step] && payloadOk(p.step, ev)) {
         accept(p, t, sink);
-      } else if ((key === steps[p.step - 1] && t - p.last <= REPEAT_MS) || openKeys.has(key)) {
+      } else if ((key === steps[p.step - 1] && t - p.last <= REPEAT_MS && payloadOk(p.step - 1, ev)) || openKeys.has(key)) {
         // Retransmitted step, or the client trying the service early: no change.
       } else {
-        sink.reset((key & 0xffff) === (steps[p.step] & 0xffff) ? 'wrong-protocol' : 'wrong-port', p.step, key);
+        const next = steps[p.step];
+        sink.reset(key === next ? 'wrong-payload' : (key & 0xffff) === (next & 0xffff) ? 'wrong-protocol' : 'wrong-port', p.step, key);
         p.step = 0;
         p.completed = false;
-        if (key === firstKey) accept(p, t, sink);
+        if (key === firstKey && payloadOk(0, ev)) accept(p, t, sink);
       }
     } else if (key === firstKey) {
       sink.knock();
+      // A first passphrase step with the wrong datagram starts nothing.
+      if (!payloadOk(0, ev)) return p;
       if (p === undefined) {
         p = { step: 0, start: t, last: t, completed: false };
         accept(p, t, sink);
