@@ -49,6 +49,8 @@ export interface KnockEvent {
   readonly tcpFlags: number;
   /** Transport payload (UDP data; TCP SYN data is rare but kept). */
   readonly payload: Uint8Array;
+  /** True for the first fragment of a fragmented IP packet (its payload is not the whole datagram). */
+  readonly fragmented?: boolean;
 }
 
 /** What every door kind shares: who it is, and what a completed knock opens for how long. */
@@ -80,11 +82,29 @@ export interface SequenceDoor extends DoorCommon {
 }
 
 /**
+ * A door opened by one authenticated UDP datagram (single packet
+ * authorization; src/spa/ has the format and the rules).
+ */
+export interface SpaDoor extends DoorCommon {
+  readonly kind: 'spa';
+  /** UDP port the datagram is sent to (never bound; the firewall drops it). */
+  readonly port: number;
+  /** Users who may open it (names from the top-level `users:`); undefined: every user. */
+  readonly users?: readonly string[];
+  /** The datagram must also carry the user's current TOTP code. */
+  readonly totp: boolean;
+  /** 'source': the sealed address must be the packet's source; 'any': open the sealed address (NAT). */
+  readonly allowIp: 'source' | 'any';
+  /** Accepted difference between the client's clock and ours, either way, ms (<= 5 min). */
+  readonly maxAgeMs: number;
+}
+
+/**
  * A door, tagged by its kind. Each kind is one module under detect/ (its
  * matcher, registered in detect/kinds.ts) and one under config/ (its keys,
  * registered in config/door-kinds.ts).
  */
-export type Door = SequenceDoor;
+export type Door = SequenceDoor | SpaDoor;
 export type DoorKind = Door['kind'];
 
 export type ResetReason =
@@ -168,6 +188,16 @@ export interface KnockwatchConfig {
   /** Cap on sources with sequence state; the oldest is evicted beyond it. */
   readonly maxSources: number;
   readonly doors: readonly Door[];
+  /** spa users (top-level `users:`): names and key file paths; the keys are read by config/users.ts. */
+  readonly users?: readonly SpaUserConfig[];
+}
+
+/** One spa user as configured: where its secrets are (never the secrets themselves). */
+export interface SpaUserConfig {
+  readonly name: string;
+  /** One key file, or two while a key is being rotated. */
+  readonly keyFiles: readonly string[];
+  readonly totpFile?: string;
 }
 
 /** 16-bit fold of address bytes at `off` (4 for IPv4, 16 for IPv6); see KnockEvent.sourceFold. */
