@@ -5,7 +5,9 @@
 //    port; a filter that admitted only the sequence ports would let an
 //    ascending port sweep open a door (knockd does exactly that).
 //  - narrow enough: no segment with ACK set, so established TCP traffic never
-//    costs a JavaScript callback; no loopback destination.
+//    costs a JavaScript callback; no loopback destination; no unicast
+//    Ethernet frame for another host's MAC (linkClause below), which this
+//    host drops and a promiscuous capture sees.
 //
 // No host address is in the filter. Which packets are addressed to this host
 // (and not sent by it) is decided per knock in JavaScript by the one address
@@ -38,14 +40,42 @@ const IPPROTO_DSTOPTS = 60;
 const SYN_ACK_MASK = '0x12';
 const SYN_ONLY = '0x02';
 
-/** The BPF filter text for live capture of knocks of these protocols (CaptureNeeds.protocols). */
-export function buildCaptureFilter(wanted: readonly Protocol[]): string {
+/**
+ * The BPF filter text for live capture of knocks of these protocols
+ * (CaptureNeeds.protocols). `linkAddress`: the capture interface's MAC
+ * (InterfaceState.linkAddress), for an interface whose frames are Ethernet;
+ * omit it for `any` (cooked frames: the decoder reads their packet type) and
+ * for links without a MAC.
+ */
+export function buildCaptureFilter(wanted: readonly Protocol[], linkAddress?: string): string {
   const protocols = captureProtocols(wanted);
   // Cheap protocol tests first: they reject ACK segments before the address compare.
-  return (
+  const ip =
     `((ip and (${ipv4Clauses(protocols).join(' or ')}) and ${NOT_LOOPBACK_V4})` +
-    ` or (ip6 and (${ipv6Clauses(protocols).join(' or ')}) and ${NOT_LOOPBACK_V6}))`
-  );
+    ` or (ip6 and (${ipv6Clauses(protocols).join(' or ')}) and ${NOT_LOOPBACK_V6}))`;
+  return linkAddress === undefined ? ip : `${linkClause(linkAddress)} and ${ip}`;
+}
+
+/**
+ * The knock rule's link part for Ethernet (src/decode/decode.ts: what the
+ * host drops, we ignore): a unicast frame counts only when it is addressed to
+ * this interface's own MAC. Linux marks any other unicast frame
+ * PACKET_OTHERHOST and drops it before IP, but a capture sees it: cap always
+ * opens in promiscuous mode (pcap_set_promisc(1) is hard-coded in cap 0.2.1),
+ * and even without promiscuous mode a packet socket on a software link (veth,
+ * bridge, tap) or on a NIC that someone else made promiscuous receives such
+ * frames. The frame bytes cannot say which MAC is ours, so the decoder cannot
+ * tell; this filter term is where the pcap backend applies it (tc eBPF: the
+ * kernel's skb->pkt_type; cooked `any` captures: the decoder reads the packet
+ * type). `ether multicast` tests the group bit, so broadcast and multicast
+ * frames pass, and the decoder then ignores TCP in them (Linux's TCP does).
+ * A plain header-offset test, run the same in the kernel and in libpcap's
+ * userland filter (see the top of this file on `inbound`).
+ */
+export function linkClause(linkAddress: string): string {
+  const mac = linkAddress.toLowerCase();
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new TypeError(`capture: invalid MAC address ${JSON.stringify(linkAddress)} (expected aa:bb:cc:dd:ee:ff)`);
+  return `(ether dst ${mac} or ether multicast)`;
 }
 
 /**

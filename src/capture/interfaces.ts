@@ -20,6 +20,14 @@ export interface InterfaceState {
   readonly up: boolean;
   /** Kernel interface index: it changes when the interface is deleted and created again. Unknown for `any`. */
   readonly ifindex?: number;
+  /**
+   * The interface's own MAC address (lower-case aa:bb:cc:dd:ee:ff) when its
+   * frames carry an Ethernet header (ARPHRD_ETHER, and `lo`); unset for `any`
+   * and for links without one (tun, WireGuard). The pcap filter admits
+   * unicast frames only for it: the host drops a frame for another MAC (the
+   * knock rule, src/decode/decode.ts), and a promiscuous capture sees them.
+   */
+  readonly linkAddress?: string;
 }
 
 /** The subset of a pino logger that live capture uses. */
@@ -41,6 +49,9 @@ export interface WatchInterfacesOptions {
 }
 
 const IFF_UP = 0x1;
+/** ARPHRD_* link types whose frames libpcap delivers as Ethernet (DLT_EN10MB). */
+const ARPHRD_ETHER = 1;
+const ARPHRD_LOOPBACK = 772;
 const MONITOR_RESTART_MIN_MS = 1000;
 const MONITOR_RESTART_MAX_MS = 30_000;
 /** A monitor that ran this long before dying restarts at the minimum delay again. */
@@ -89,11 +100,34 @@ export function readInterfaceState(name: string): InterfaceState {
   }
   const ifindex = Number(readSys(name, 'ifindex'));
   const up = (parseFlags(flags) & IFF_UP) !== 0;
-  return Number.isInteger(ifindex) && ifindex > 0 ? { addresses, up, ifindex } : { addresses, up };
+  const linkAddress = ethernetAddressOf(readSys(name, 'type'), readSys(name, 'address'));
+  return {
+    addresses,
+    up,
+    ...(Number.isInteger(ifindex) && ifindex > 0 ? { ifindex } : {}),
+    ...(linkAddress !== undefined ? { linkAddress } : {}),
+  };
+}
+
+/**
+ * The MAC of /sys/class/net/NAME/{type,address} when the link type's frames
+ * carry an Ethernet header, else undefined.
+ */
+export function ethernetAddressOf(type: string | undefined, address: string | undefined): string | undefined {
+  const t = Number(type?.trim());
+  if (t !== ARPHRD_ETHER && t !== ARPHRD_LOOPBACK) return undefined;
+  const mac = address?.trim().toLowerCase();
+  return mac !== undefined && /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac) ? mac : undefined;
 }
 
 export function sameState(a: InterfaceState, b: InterfaceState): boolean {
-  return a.up === b.up && a.ifindex === b.ifindex && a.addresses.length === b.addresses.length && a.addresses.every((x, i) => x === b.addresses[i]);
+  return (
+    a.up === b.up &&
+    a.ifindex === b.ifindex &&
+    a.linkAddress === b.linkAddress &&
+    a.addresses.length === b.addresses.length &&
+    a.addresses.every((x, i) => x === b.addresses[i])
+  );
 }
 
 /**

@@ -8,6 +8,8 @@
 //    addresses several times a second;
 //  - link down: the capture is stopped; link up again: it reopens;
 //  - interface deleted and created again (new ifindex): it reopens;
+//  - MAC address changed: it reopens, since the filter admits unicast frames
+//    for the interface's own MAC only (filter.ts, linkClause);
 //  - a capture that fails or dies is retried with exponential backoff, except
 //    for errors retrying cannot fix (permission, filter, missing addon),
 //    which error the Observable. It never completes.
@@ -51,9 +53,13 @@ interface Plan {
   readonly idle?: string;
 }
 
-/** Only link state and identity: addresses never reopen the capture. */
+/**
+ * Only link state and identity: addresses never reopen the capture. The MAC
+ * does (it is in the filter, and cap cannot replace the filter of an open
+ * capture), but it changes only when an administrator sets it.
+ */
 function planKey(p: Plan): string {
-  return `${p.state.up}|${p.state.ifindex ?? ''}|${p.idle ?? ''}`;
+  return `${p.state.up}|${p.state.ifindex ?? ''}|${p.state.linkAddress ?? ''}|${p.idle ?? ''}`;
 }
 
 /** Why this (re)open happens, for the log. */
@@ -61,6 +67,7 @@ function reopenReason(previous: Plan | undefined, next: Plan): string {
   if (!previous) return 'start';
   if (!previous.capture) return 'link up';
   if (previous.state.ifindex !== next.state.ifindex) return 'interface re-created';
+  if (previous.state.linkAddress !== next.state.linkAddress) return 'MAC address changed';
   return 'link changed';
 }
 
@@ -74,7 +81,7 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
 
   return defer(() => {
     // Fail now on nothing to capture, not when the interface first comes up.
-    const filter = buildCaptureFilter(options.protocols);
+    buildCaptureFilter(options.protocols);
     const states = options.states ?? watchInterfaces(name, { pollMs: options.pollMs, logger: log });
 
     const toPlan = (state: InterfaceState): Plan => {
@@ -85,6 +92,8 @@ export function liveFrames(options: LiveFramesOptions): Observable<Frame> {
     let previous: Plan | undefined;
     const capture = (plan: Plan): Observable<Frame> => {
       const reason = reopenReason(previous, plan);
+      // `any` has no MAC (cooked frames: the decoder reads their packet type).
+      const filter = buildCaptureFilter(options.protocols, name === 'any' ? undefined : plan.state.linkAddress);
       let attempt = 0;
       return defer(() => {
         attempt += 1;

@@ -21,9 +21,13 @@
 //    the VLAN's own interface, which is captured there (untagged) when it
 //    exists, and is dropped when it does not (libpcap's SLL2 records do not
 //    show the tag, so in such a file a tagged frame counts); TCP in a link-layer broadcast or
-//    multicast frame, and anything the capture marks as for another host
-//    (cooked captures: packet type 3). An Ethernet frame for another host's
-//    MAC is not told apart here (the frame does not say which MAC is ours);
+//    multicast frame; and a frame for another host's MAC (Linux marks it
+//    PACKET_OTHERHOST and drops it before IP). Cooked captures (`any`) say so
+//    in their packet type (3), read here. An Ethernet frame does not say
+//    which MAC is ours, so that part is applied where the MAC is known: the
+//    pcap filter admits unicast frames for the capture interface's own MAC
+//    only (capture/filter.ts linkClause; cap always captures promiscuously),
+//    and eBPF at tc reads the kernel's skb->pkt_type;
 //  - addresses: the destination must be an address of this host (any
 //    interface's, `lo` included), never a loopback destination arriving from
 //    the wire, and never our own address as source. That test needs the host's

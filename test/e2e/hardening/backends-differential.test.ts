@@ -16,10 +16,12 @@
 // VLAN/QinQ tags, a bad IPv4 checksum, IP total length beyond the frame, UDP
 // length 0, 127.0.0.1 from the wire, the host's own source address, or a
 // routing header with segments left.
-// Not in the corpus: an Ethernet frame for another host's MAC. Linux drops it;
-// eBPF at tc ingress hides it (skb->pkt_type), but the pcap backend (always
-// promiscuous, its frames carry no packet type) still counts it - the one
-// known difference left (see src/decode/decode.ts).
+// Frames for another host's MAC: Linux drops them (PACKET_OTHERHOST), eBPF at
+// tc ingress hides them (skb->pkt_type), and the pcap backend - cap always
+// opens promiscuous, and a veth delivers such frames to packet sockets anyway
+// - now refuses them in its filter, which holds the interface's MAC
+// (src/capture/filter.ts linkClause). Before that filter term, pcap counted
+// them: the "another MAC" scenarios below differed.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +48,9 @@ const DOOR_PORT = 2222;
 /** An address on the server's `lo`: Linux accepts packets for it on any interface. */
 const LO4 = '10.77.0.1';
 const LO6 = 'fd77::1';
+/** A unicast MAC that is not the server's (locally administered, so never a real card's). */
+const OTHER_MAC = '02:4b:57:00:99:99';
+const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 const DECISIONS = new Set(['knock', 'sequence progress', 'sequence reset', 'access opened', 'access refreshed']);
 
 const ebpfReason = labSkipReason === undefined ? await ebpfUnavailableReason() : undefined;
@@ -121,6 +126,14 @@ function corpus(eth: EthernetOptions): Scenario[] {
   add('IPv6 AH', 6, (src, s) => between(s(), e(syn6(src, 80, [{ type: 'ah' }]))), 'open');
   add('QinQ (two VLAN tags)', 4, (src, s) => between(s(), e(syn4(src, 80), { vlan: [5, 6] })), 'open');
   add('one VLAN tag with no VLAN interface', 4, (src, s) => between(s(), e(syn4(src, 80), { vlan: [5] })), 'open');
+  // Link layer: what the host drops, we ignore - a frame for another MAC.
+  add('a wrong port in a frame for another MAC', 4, (src, s) => between(s(), e(syn4(src, 80), { dst: OTHER_MAC })), 'open');
+  add('an IPv6 wrong port in a frame for another MAC', 6, (src, s) => between(s(), e(syn6(src, 80), { dst: OTHER_MAC })), 'open');
+  add('a UDP wrong port in a frame for another MAC', 4, (src, s) => between(s(), e(udp({ src, dst: LAB_V4.server, sport: 42_000, dport: 53 }), { dst: OTHER_MAC })), 'open');
+  add('a whole sequence in frames for another MAC', 4, (src) => STEPS.map((dport) => e(tcp({ src, dst: LAB_V4.server, sport: 41_500, dport }), { dst: OTHER_MAC })), 'closed');
+  // Group addresses reach the host: UDP in them counts, TCP does not (Linux's TCP takes PACKET_HOST only).
+  add('a UDP wrong port in a broadcast frame', 4, (src, s) => between(s(), e(udp({ src, dst: LAB_V4.server, sport: 42_000, dport: 53 }), { dst: BROADCAST_MAC })), 'closed');
+  add('a TCP wrong port in a broadcast frame', 4, (src, s) => between(s(), e(syn4(src, 80), { dst: BROADCAST_MAC })), 'open');
   // Protocols: the door has only TCP steps, yet any UDP datagram resets.
   add('UDP to a TCP-only door mid-sequence', 4, (src, s) => between(s(), e(udp({ src, dst: LAB_V4.server, sport: 42_000, dport: 53 }))), 'closed');
   add('UDP (IPv6) to a TCP-only door mid-sequence', 6, (src, s) => between(s(), e(udp({ src, dst: LAB_V6.server, sport: 42_000, dport: 53 }))), 'closed');
