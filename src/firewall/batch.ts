@@ -457,7 +457,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     const what = `open of door '${access.door}' for ${access.source}`;
     return new QueueFullError(
       evicted
-        ? `${name}: ${queuedOpens} opens already waiting (limit ${maxQueuedOpens}); queued ${what} refused to make room for one from a prefix with fewer waiting`
+        ? `${name}: open queue full (limit ${maxQueuedOpens}); queued ${what} refused to make room for one from a prefix with fewer waiting`
         : `${name}: ${queuedOpens} opens already waiting (limit ${maxQueuedOpens}), its prefix has the most; ${what} refused`,
     );
   };
