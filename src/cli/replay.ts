@@ -5,6 +5,7 @@ import { readCaptureFile, type CaptureFileStats } from '../capture/file.js';
 import { decodeFrames } from '../decode/operator.js';
 import { createDecodeStats } from '../decode/decode.js';
 import { detectKnocks } from '../detect/operator.js';
+import { replayStores } from './replay-spa.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import type { Decision } from '../types.js';
@@ -61,6 +62,16 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
 
+  // spa doors: the users' keys, and a replay cache and TOTP state in memory (never the state directory).
+  let stores;
+  try {
+    stores = await replayStores(config, args.values.config);
+  } catch (err) {
+    const shown = err instanceof ConfigError ? explainConfigError(err) : (err as Error);
+    process.stderr.write(`knockwatch replay: ${shown.message}\n`);
+    return EXIT_USAGE;
+  }
+
   const bar = progressBar();
   // Lines and the bar may share one terminal: the bar is wiped before each write.
   const out = stdoutLines(process.stdout, 64 * 1024, () => bar.clear());
@@ -74,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
   const failure = await new Promise<Error | undefined>((resolve) => {
     let failed = false;
     const subscription = readCaptureFile(file, { stats: fileStats, onProgress: (done, total) => bar.update(done, total) })
-      .pipe(decodeFrames(decodeStats), detectKnocks(config.doors, { maxSources: config.maxSources }))
+      .pipe(decodeFrames(decodeStats), detectKnocks(config.doors, { maxSources: config.maxSources, stores }))
       .subscribe({
         next(d) {
           if (failed) return;

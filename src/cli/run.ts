@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { ConfigError, formatProblem, loadConfig } from '../config/index.js';
 import { startDaemon } from '../daemon/start.js';
+import { DEFAULT_STATE_DIR } from '../daemon/spa-state-store.js';
 import { acquireInstanceLock, DEFAULT_RUN_DIR, EXIT_ALREADY_RUNNING, InstanceLockedError, type InstanceLock } from '../firewall/instance-lock.js';
 import { createLogger, isLogLevel, isPretty, type Logger } from '../log.js';
 import { EXIT_USAGE, parseCommandArgs, reportUsage } from './args.js';
@@ -28,6 +29,7 @@ Watches an interface for knocks and opens doors for sources that knock.
       --netns NAME         run firewall commands in this network namespace
       --remove-rules-on-exit  remove our table/chains and sets on a clean stop (uninstall)
       --run-dir DIR        where the per-namespace instance lock lives (default ${DEFAULT_RUN_DIR})
+      --state-dir DIR      where spa doors keep their state file (default ${DEFAULT_STATE_DIR})
   -l, --log-level LEVEL    trace | debug | info | warn | error (default info)
       --log-format FMT     json | pretty (default: pretty on a terminal)
 
@@ -117,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
       netns: { type: 'string' },
       'remove-rules-on-exit': { type: 'boolean', default: false },
       'run-dir': { type: 'string' },
+      'state-dir': { type: 'string' },
       'log-level': { type: 'string', short: 'l', default: 'info' },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -192,6 +195,8 @@ export async function main(argv: string[]): Promise<number> {
     daemon = await startDaemon(config, {
       logger,
       removeRulesOnExit: values['remove-rules-on-exit'],
+      ...(configPath !== undefined ? { configPath } : {}),
+      ...(values['state-dir'] !== undefined ? { stateDir: values['state-dir'] } : {}),
       ...(values.netns !== undefined ? { netns: values.netns } : {}),
       ...(values['ebpf-hook'] !== undefined ? { ebpfHook: values['ebpf-hook'] as 'tc' | 'xdp' } : {}),
     });

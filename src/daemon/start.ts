@@ -17,6 +17,7 @@ import type { Decision, Frame, KnockwatchConfig } from '../types.js';
 import { captureSource, forThisHost } from './capture-source.js';
 import { endsOnReload, ledgerAccess } from './carry.js';
 import { logDecision } from './decision-log.js';
+import { startSpaDaemon } from './spa-daemon.js';
 
 export interface DaemonOptions {
   readonly logger: Logger;
@@ -31,6 +32,10 @@ export interface DaemonOptions {
   readonly removeRulesOnExit?: boolean;
   /** How often to check that our rules are still in the kernel, ms (default 1000). */
   readonly stateCheckMs?: number;
+  /** The config file's path: spa key files named relative to it are read from its directory. */
+  readonly configPath?: string;
+  /** Where spa keeps its state file (default /var/lib/knockwatch). */
+  readonly stateDir?: string;
 }
 
 export interface Daemon {
@@ -64,7 +69,15 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
 
   let config = initial;
   const decodeStats = createDecodeStats();
-  let detector = createDetector(config.doors, { maxSources: config.maxSources });
+  // spa: keys read and the state file's horizon applied before any datagram is judged.
+  const spa = await startSpaDaemon(initial, {
+    logger: log,
+    captureClock: wallClock,
+    ...(options.configPath !== undefined ? { configPath: options.configPath } : {}),
+    ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
+  });
+  const stores = () => (spa.store !== undefined ? { spa: spa.store } : {});
+  let detector = createDetector(config.doors, { maxSources: config.maxSources, stores: stores() });
   let pipeline: Subscription | undefined;
   let stopping = false;
   const failure = new Subject<Error>();
@@ -150,19 +163,23 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
   }
 
   async function reload(next: KnockwatchConfig): Promise<void> {
+    // Keys first: a key file that cannot be read refuses the reload before anything changed.
+    const spaNext = await spa.prepare(next);
     pipeline?.unsubscribe();
     // Under the old doors, so the stop command is the one whose start command
     // ran: closes already due, then accesses whose door the reload removes or
     // changes (reason 'reload').
     const now = wallClock();
     const before = detector.stats.closes;
-    detector.closeForReload(endsOnReload(config.doors, next.doors), now, act);
+    const ends = endsOnReload(config.doors, next.doors);
+    detector.closeForReload((a) => ends(a) || spaNext.ends(a), now, act);
     const closed = detector.stats.closes - before;
     const carried = detector.openAccesses();
     await settle();
     await firewall.init(next.doors);
     config = next;
-    detector = createDetector(next.doors, { maxSources: next.maxSources });
+    await spaNext.apply();
+    detector = createDetector(next.doors, { maxSources: next.maxSources, stores: stores() });
     // Carried accesses keep their deadline; the new detector tracks and
     // closes them. Re-applied in the new table without a start command.
     for (const a of carried) {
@@ -200,6 +217,7 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
         act(d);
       });
       if (left > 0) log.info({ accesses: left }, 'accesses left to their kernel timeouts (stop commands run)');
+      await spa.stop();
       await settle();
       if (options.removeRulesOnExit) await firewall.shutdown();
       else await firewall.release();

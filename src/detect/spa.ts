@@ -41,7 +41,10 @@ export function spaMatcher(door: SpaDoor, ctx: KindContext): PacketMatcher {
     }
     store.last.ev = ev;
     store.last.verdict = verdict;
-    if (!verdict.ok && verdict.alert !== undefined) store.onAlert?.(verdict);
+    if (!verdict.ok && verdict.user !== undefined) {
+      if (verdict.alert !== undefined) store.onAlert?.(verdict);
+      store.onRefused?.(verdict, ev.source);
+    }
     return verdict;
   }
 

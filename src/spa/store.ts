@@ -18,6 +18,8 @@ export interface SpaStore {
   offsetMs: number;
   /** A loud event (a TOTP lockout: a key has leaked). */
   onAlert?: (verdict: SpaVerdict & { ok: false }) => void;
+  /** A datagram that authenticated and was refused all the same (it names its user): for a budgeted log. */
+  onRefused?: (verdict: SpaVerdict & { ok: false }, source: string) => void;
   /** The verdict on the last datagram, so spa doors sharing a port verify it once. */
   last: { ev: unknown; verdict: SpaVerdict | undefined };
 }
@@ -41,6 +43,7 @@ export function createMemorySpaStore(users: readonly SpaUser[], doors: readonly 
     server: createSpaServer({ users, doors: doors.map(doorPolicy) }, carry?.server),
     offsetMs: carry?.offsetMs ?? 0,
     ...(carry?.onAlert ? { onAlert: carry.onAlert } : {}),
+    ...(carry?.onRefused ? { onRefused: carry.onRefused } : {}),
     last: { ev: undefined, verdict: undefined },
   };
 }
