@@ -99,12 +99,60 @@ export interface SpaDoor extends DoorCommon {
   readonly maxAgeMs: number;
 }
 
+/** Key bytes held in memory: written as '[secret]' by JSON (logs) and util.inspect, never as bytes. */
+export interface SecretBytes {
+  readonly bytes: Uint8Array;
+  toJSON(): string;
+}
+
+/**
+ * A door whose sequence changes every period: the ports of period n are
+ * derived from a key (detect/rotating-ports.ts), each period's sequence opens
+ * once, and periods n-1..n+1 are accepted (clock skew).
+ */
+export interface RotatingDoor extends DoorCommon {
+  readonly kind: 'rotating';
+  /** The key file as configured (a relative path is taken from the config file's directory). */
+  readonly keyFile: string;
+  /** The key, once read (config/door-files.ts); without it the door never opens. */
+  readonly key?: SecretBytes;
+  /** Ports per sequence, 1-32. */
+  readonly steps: number;
+  /** A new sequence every periodMs (period n = floor(unix ms / periodMs)). */
+  readonly periodMs: number;
+  /** Inclusive range the ports are drawn from. */
+  readonly portRange: { readonly low: number; readonly high: number };
+  readonly protocol: Protocol;
+  readonly windowMs: number;
+  readonly gapMs?: number;
+}
+
+/** One unused sequence of a one-time file (knockd's one_time_sequences). */
+export interface OneTimeEntry {
+  /** 1-based line in the file. */
+  readonly line: number;
+  /** The line as written, trimmed: what marking it used must find again. */
+  readonly text: string;
+  readonly sequence: readonly PortSpec[];
+}
+
+/** A door whose valid sequence is the first unused line of a file; each line opens once. */
+export interface OneTimeDoor extends DoorCommon {
+  readonly kind: 'one_time';
+  /** The file as configured (a relative path is taken from the config file's directory). */
+  readonly file: string;
+  /** Its unused sequences in order, once read (config/door-files.ts); without them the door never opens. */
+  readonly sequences?: readonly OneTimeEntry[];
+  readonly windowMs: number;
+  readonly gapMs?: number;
+}
+
 /**
  * A door, tagged by its kind. Each kind is one module under detect/ (its
  * matcher, registered in detect/kinds.ts) and one under config/ (its keys,
  * registered in config/door-kinds.ts).
  */
-export type Door = SequenceDoor | SpaDoor;
+export type Door = SequenceDoor | SpaDoor | RotatingDoor | OneTimeDoor;
 export type DoorKind = Door['kind'];
 
 export type ResetReason =

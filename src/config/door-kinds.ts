@@ -7,10 +7,12 @@ import { oneOf } from '../types.js';
 import type { DoorKind } from './door-kind.js';
 import { sequenceKind } from './door-sequence.js';
 import { spaKind } from './door-spa.js';
+import { rotatingKind } from './door-rotating.js';
+import { oneTimeKind } from './door-one-time.js';
 import { describeValue } from './errors.js';
 import { isPlainMapping } from './values.js';
 
-export const DOOR_KIND_SPECS: readonly DoorKind[] = [sequenceKind as DoorKind, spaKind as DoorKind];
+export const DOOR_KIND_SPECS: readonly DoorKind[] = [sequenceKind as DoorKind, spaKind as DoorKind, rotatingKind as DoorKind, oneTimeKind as DoorKind];
 
 const SELECTING_KEYS = DOOR_KIND_SPECS.map((k) => k.key);
 

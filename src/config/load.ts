@@ -30,7 +30,16 @@ export async function loadConfig(path?: string, options: LoadOptions = {}): Prom
   // Loaded on demand: the YAML parser and the schema cost ~0.15 s of start-up
   // that a replay with the default config should not pay.
   const { parseConfig } = await import('./parse.js');
-  return parseConfig(text, path, options.capture !== undefined ? { capture: options.capture } : {});
+  const config = parseConfig(text, path, options.capture !== undefined ? { capture: options.capture } : {});
+  // Files that doors name (rotating keys, one-time sequences), read on every load and reload.
+  const { hasDoorFiles, loadDoorFiles } = await import('./door-files.js');
+  if (!hasDoorFiles(config.doors)) return config;
+  return loadDoorFiles(config, path, text, {
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.ownershipRules !== undefined ? { ownershipRules: options.ownershipRules } : {}),
+    // A reader that acts on nothing (replay) marks nothing used either.
+    writable: options.ownershipRules !== false,
+  });
 }
 
 /** The file's text, or a ConfigError naming the file and why it was not read. */

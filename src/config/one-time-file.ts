@@ -13,20 +13,13 @@
 // could replay it once that line is the valid one).
 import { MAX_SEQUENCE_STEPS } from '../limits.js';
 import { sequenceHazards } from '../ports.js';
-import { formatPort, type PortSpec } from '../types.js';
+import { formatPort, type OneTimeEntry, type PortSpec } from '../types.js';
+
+export type { OneTimeEntry };
 import { parsePortSpec } from './port.js';
 
 /** A one-time file larger than this is refused (about 40,000 lines of 4 steps). */
 export const MAX_ONE_TIME_FILE_BYTES = 1 << 20;
-
-/** One unused sequence of the file. */
-export interface OneTimeEntry {
-  /** 1-based line number in the file. */
-  readonly line: number;
-  /** The line as written, without surrounding whitespace: what marking it used must still find. */
-  readonly text: string;
-  readonly sequence: readonly PortSpec[];
-}
 
 export interface OneTimeSequences {
   readonly file: string;

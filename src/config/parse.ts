@@ -9,6 +9,7 @@ import { isEmptyScalar, locate, nodeLocation, resolveFailureNode } from './locat
 import { knownDoorKeys } from './door-kinds.js';
 import { CONFIG_KEYS, configSchema, type RawConfig } from './schema.js';
 import { userChecks } from './users.js';
+import { rotatingChecks } from './door-rotating.js';
 
 /** Aliases can expand exponentially ("billion laughs"); a config needs few. */
 const MAX_ALIAS_COUNT = 100;
@@ -67,6 +68,7 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
   }
   if (isRecord(raw)) for (const p of crossChecks(raw['doors'])) add(p);
   if (isRecord(raw)) for (const p of userChecks(raw)) add(p);
+  if (isRecord(raw)) for (const p of rotatingChecks(raw['doors'])) add(p);
 
   if (located.length > 0 || !result.success) throw new ConfigError(fileName, sortProblems(located));
   const config = toConfig(result.data);

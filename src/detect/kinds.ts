@@ -6,6 +6,8 @@ import type { Door, DoorKind } from '../types.js';
 import type { Matcher } from './matcher.js';
 import { sequenceMatcher } from './sequence.js';
 import { spaMatcher } from './spa.js';
+import { rotatingMatcher, type RotatingStore } from './rotating.js';
+import { oneTimeMatcher, type OneTimeStore } from './one-time.js';
 import type { SpaStore } from '../spa/store.js';
 
 /**
@@ -17,6 +19,10 @@ import type { SpaStore } from '../spa/store.js';
 export interface DoorStores {
   /** spa doors: users' keys, replay cache, TOTP state, the strike-register guard (src/spa/store.ts). */
   readonly spa?: SpaStore;
+  /** rotating doors: used periods (daemon: a file in the state directory). */
+  readonly rotating?: RotatingStore;
+  /** one_time doors: marks a line used in its file before the door opens. */
+  readonly oneTime?: OneTimeStore;
 }
 
 /** What a kind's compile function gets besides its door. */
@@ -32,6 +38,8 @@ type Compile<D extends Door> = (door: D, ctx: KindContext) => Matcher;
 const KINDS: { readonly [K in DoorKind]: Compile<Extract<Door, { kind: K }>> } = {
   sequence: sequenceMatcher,
   spa: spaMatcher,
+  rotating: rotatingMatcher,
+  one_time: oneTimeMatcher,
 };
 
 /** Validates the kind's own fields and compiles its matcher; throws naming the door and field. */
