@@ -43,11 +43,14 @@ export async function must(lab, host, argv, what, input) {
 
 /**
  * Runs bench/flood.c in the client namespace towards the server: `seconds`
- * at `pps` from random `srcNet` sources, plus `args` (--dport, --avoid, ...).
+ * at `pps` from random `srcNet` sources, plus `args` (--dport, --avoid, ...),
+ * at nice value `nice` when given.
  * Calls onStart(startLine) once it sends; resolves with its final report.
  */
-export function runFlood(lab, { serverMac, seconds, pps, threads, srcNet, args = [] }, onStart) {
+export function runFlood(lab, { serverMac, seconds, pps, threads, srcNet, args = [], nice }, onStart) {
   const argv = [
+    // A nice value for the generator: the rate a flood arrives at does not depend on the host's scheduler.
+    ...(nice === undefined ? [] : ['nice', '-n', String(nice)]),
     floodBinary,
     '--ifname', lab.client.ifname,
     '--dst-mac', serverMac,
@@ -103,4 +106,25 @@ export function runBench(label, main) {
       process.exit(1);
     },
   );
+}
+
+/**
+ * Receive counters of a lab host's interface (its namespace's /sys), for
+ * where a flood's frames went: rx_packets counts every frame the interface
+ * took (all of which a capture sees unless its ring overflows), rx_dropped
+ * what it dropped itself (libpcap's ps_ifdrop reads the same counter).
+ */
+export async function interfaceCounters(lab, host) {
+  const dir = `/sys/class/net/${host.ifname}/statistics`;
+  const out = await must(lab, host, ['cat', `${dir}/rx_packets`, `${dir}/rx_dropped`], 'interface counters');
+  const [rxPackets, rxDropped] = out.trim().split('\n').map(Number);
+  return { rxPackets, rxDropped };
+}
+
+/** Frames the kernel dropped before any interface saw them (per-CPU backlog full), summed over CPUs; host-wide. */
+export function softnetDropped() {
+  return readFileSync('/proc/net/softnet_stat', 'utf8')
+    .trim()
+    .split('\n')
+    .reduce((sum, line) => sum + parseInt(line.trim().split(/\s+/)[1], 16), 0);
 }

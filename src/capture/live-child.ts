@@ -17,7 +17,7 @@
 // never a blocking one. Measured under a 25-50 k packets/s spoofed SYN flood
 // at the first knock port (bench/flood-first-port.mjs): with blocking writes
 // this process stopped reading whenever knockwatch fell behind, the kernel
-// ring (512 slots with cap's 64 KiB snaplen: 10 ms at 50 k packets/s)
+// ring (then 512 slots with cap's 64 KiB snaplen: 10 ms at 50 k packets/s)
 // overflowed, and only 9-25 % of the frames reached knockwatch, real knocks
 // lost at random with them, uncounted. Now the ring is drained as fast as
 // cap calls us, knockwatch works off a bounded backlog at its own pace
@@ -27,7 +27,10 @@
 // packets/s on a 2-core VM at load 15: all 300 k reached the interface (no
 // interface or softnet drops), the ring passed 73 % of them with 32 MiB
 // (85 % with 128 MiB): the rest is this process losing the CPU for longer
-// than the ring lasts.
+// than the ring lasts. Hence the larger default ring (2048 slots, 40 ms; see
+// live.ts) and the raised priority this process inherits from the daemon
+// (priority.ts): at 35-50 k packets/s and load 10-14 the ring then passed
+// 93-99 % and nothing was shed.
 import { createRequire } from 'node:module';
 import { readFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';

@@ -19,12 +19,16 @@
 //    131072-byte block). So the ring holds bufferSize / 64 KiB packets and
 //    pins twice bufferSize of kernel memory. A 200 k-datagram UDP burst at
 //    45-115 k packets/s on a loaded 2-core VM: 4 MiB delivered 14-17 %,
-//    32 MiB 92-93 %, 128 MiB 98-100 %. Default 32 MiB: 512 packets of slack,
-//    64 MiB pinned.
+//    32 MiB 92-93 %, 128 MiB 98-100 %. A SYN flood at the first knock port
+//    (bench:flood-first, 35-50 k packets/s, load 10-14, issue 8 item 8):
+//    32 MiB (10 ms of flood) delivered 45-55 %, 64 MiB 72-82 %, 128 MiB
+//    (40 ms) 93-99 %. Default: 128 MiB where memory allows (see
+//    defaultBufferBytes), 256 MiB pinned.
 //  - Frames are stamped when the handler runs (cap has no packet timestamps).
 //  - On `any`, frames are Linux cooked v1 (LINKTYPE_LINUX_SLL, 113).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Observable } from 'rxjs';
@@ -54,7 +58,7 @@ export interface LiveCaptureOptions {
   readonly filter: string;
   /** Bytes of each packet kept in its Frame (1-65535, default 65535). */
   readonly snaplen?: number;
-  /** Kernel capture ring size in bytes (default 32 MiB: 512 packets, see above). */
+  /** Kernel capture ring size in bytes (default defaultBufferBytes(): 128 MiB, 2048 packets, see above). */
   readonly bufferSize?: number;
   /**
    * Bytes of frames the capture process may hold for us while we are busy;
@@ -80,7 +84,21 @@ export interface LiveCaptureOptions {
 }
 
 export const DEFAULT_SNAPLEN = 65_535;
-export const DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024;
+const MIB = 1024 * 1024;
+/** The ring that rode out a first-port flood on a loaded machine (see the top of this file). */
+export const DEFAULT_BUFFER_BYTES = 128 * MIB;
+/** The smallest default ring: 512 packets, 10 ms of a 50 k packets/s flood. */
+export const MIN_DEFAULT_BUFFER_BYTES = 32 * MIB;
+
+/**
+ * The default ring for a machine with `totalMemory` bytes: 128 MiB, but pinning
+ * (twice the ring) at most 1/48 of memory, and never below 32 MiB: 128 MiB
+ * from 12 GiB of memory up, 32 MiB at 3 GiB and below.
+ */
+export function defaultBufferBytes(totalMemory: number = totalmem()): number {
+  const share = Math.floor(totalMemory / 96 / MIB) * MIB;
+  return Math.max(MIN_DEFAULT_BUFFER_BYTES, Math.min(DEFAULT_BUFFER_BYTES, share));
+}
 export const DEFAULT_BACKLOG_BYTES = 2 * 1024 * 1024;
 /** Kinds for which retrying the same open cannot help. */
 export const FATAL_CAPTURE_ERRORS: readonly LiveCaptureErrorKind[] = ['permission', 'filter', 'addon'];
@@ -124,7 +142,7 @@ function checkOptions(o: LiveCaptureOptions): { snaplen: number; bufferSize: num
   if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > DEFAULT_SNAPLEN) {
     throw new LiveCaptureError(`live capture on "${name}": snaplen must be an integer 1-65535, got ${snaplen}`, 'other', name);
   }
-  const bufferSize = o.bufferSize ?? DEFAULT_BUFFER_BYTES;
+  const bufferSize = o.bufferSize ?? defaultBufferBytes();
   if (!Number.isInteger(bufferSize) || bufferSize < 65_536 || bufferSize > 1 << 30) {
     throw new LiveCaptureError(`live capture on "${name}": bufferSize must be an integer from 65536 to 2^30, got ${bufferSize}`, 'other', name);
   }

@@ -7,6 +7,7 @@ import type { MonoTypeOperatorFunction, Observable } from 'rxjs';
 import { openEbpfCapture, type EbpfHook } from '../capture/ebpf.js';
 import { keepKnocksForHost } from '../capture/host-addresses.js';
 import { liveFrames } from '../capture/live-frames.js';
+import { CAPTURE_NICE, raisePriority } from '../capture/priority.js';
 import { captureNeeds } from '../detect/index.js';
 import type { Logger } from '../log.js';
 import type { Frame, KnockEvent, KnockwatchConfig } from '../types.js';
@@ -36,6 +37,9 @@ export function captureSource(config: KnockwatchConfig, options: CaptureSourceOp
     return options.frames;
   }
   const log = options.logger.child({ stage: 'capture' });
+  // Before the capture process starts, which inherits it (why: capture/priority.ts).
+  const priority = raisePriority();
+  if (priority.error !== undefined) log.info({ nice: priority.nice, wanted: CAPTURE_NICE, err: priority.error }, 'capture priority not raised (needs CAP_SYS_NICE or Nice= in the service unit)');
   const needs = captureNeeds(config.doors);
   if (config.capture === 'ebpf') {
     return openEbpfCapture({
