@@ -29,7 +29,7 @@ Watches an interface for knocks and opens doors for sources that knock.
       --netns NAME         run firewall commands in this network namespace
       --remove-rules-on-exit  remove our table/chains and sets on a clean stop (uninstall)
       --run-dir DIR        where the per-namespace instance lock lives (default ${DEFAULT_RUN_DIR})
-      --state-dir DIR      where spa doors keep their state file (default ${DEFAULT_STATE_DIR})
+      --state-dir DIR      where spa and rotating doors keep their state (default ${DEFAULT_STATE_DIR})
   -l, --log-level LEVEL    trace | debug | info | warn | error (default info)
       --log-format FMT     json | pretty (default: pretty on a terminal)
 

@@ -17,6 +17,9 @@ import type { Decision, Frame, KnockwatchConfig } from '../types.js';
 import { captureSource, forThisHost } from './capture-source.js';
 import { endsOnReload, ledgerAccess } from './carry.js';
 import { logDecision } from './decision-log.js';
+import { DEFAULT_STATE_DIR } from './spa-state-store.js';
+import { openRotatingStore } from './rotating-store.js';
+import { createOneTimeStore } from './one-time-store.js';
 import { startSpaDaemon } from './spa-daemon.js';
 
 export interface DaemonOptions {
@@ -76,7 +79,12 @@ export async function startDaemon(initial: KnockwatchConfig, options: DaemonOpti
     ...(options.configPath !== undefined ? { configPath: options.configPath } : {}),
     ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
   });
-  const stores = () => (spa.store !== undefined ? { spa: spa.store } : {});
+  // rotating and one_time doors: used periods in the state directory, used lines in their files.
+  const secretStores = {
+    rotating: openRotatingStore(options.stateDir ?? DEFAULT_STATE_DIR, log.child({ stage: 'rotating' })),
+    oneTime: createOneTimeStore(log.child({ stage: 'one-time' })),
+  };
+  const stores = () => ({ ...secretStores, ...(spa.store !== undefined ? { spa: spa.store } : {}) });
   let detector = createDetector(config.doors, { maxSources: config.maxSources, stores: stores() });
   let pipeline: Subscription | undefined;
   let stopping = false;
