@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Ma
   replay: { summary: 'run a capture file through decoding and detection (no firewall)', load: () => import('./cli/replay.js') },
   'check-config': { summary: 'validate a config file and print the effective config', load: () => import('./cli/check-config.js') },
   knock: { summary: 'send a knock sequence (knockd `knock` syntax)', load: () => import('./cli/knock.js') },
+  keygen: { summary: 'make an spa key (and TOTP secret) for a user, and print its users: entry', load: () => import('./cli/keygen.js') },
   'hash-passphrase': { summary: 'print the SHA-256 digest of a passphrase (for a sha256 sequence step)', load: () => import('./cli/hash-passphrase.js') },
   'remove-rules': { summary: 'remove our firewall rules (uninstall; a clean stop leaves them in place)', load: () => import('./cli/remove-rules.js') },
   demo: { summary: 'two-namespace live demo: real capture, real nftables (root)', load: () => import('./cli/demo.js') },

@@ -6,6 +6,8 @@ import { checkPort, knock, type Family } from '../client/knock.js';
 import { parseKnockStep, parsePort } from '../client/port-spec.js';
 import type { PortSpec } from '../types.js';
 import { parseCommandArgs, usageFailure } from './args.js';
+import { defaultProfilePath } from '../client/profile.js';
+import { NOT_SPA, spaKnock } from './knock-spa.js';
 
 /** --check outcomes other than open; 1 and 2 are failure and bad arguments. */
 export const EXIT_REFUSED = 3;
@@ -14,6 +16,8 @@ const CHECK_EXIT = { open: 0, refused: EXIT_REFUSED, filtered: EXIT_FILTERED } a
 
 const USAGE = `usage: knockwatch knock HOST PORT[:tcp|:udp|/tcp|/udp]... [options]
        knockwatch knock HOST --check PORT [options]
+       knockwatch knock HOST --door NAME --key-file FILE [spa options]
+       knockwatch knock SERVER            (a server of the client profile)
 
 Sends one TCP SYN (or, for udp steps, one UDP datagram) per step, in order.
 
@@ -30,6 +34,20 @@ Sends one TCP SYN (or, for udp steps, one UDP datagram) per step, in order.
       --timeout MS     how long --check keeps trying (default 3000)
   -v, --verbose        print each knock as it is sent
   -h, --help           this text
+
+spa (one authenticated datagram; the door has 'spa:' in the server's config):
+      --door NAME      the door to open
+      --key-file FILE  your key (knockwatch keygen); refused if group/others can read it
+      --user NAME      your user name on the server (default: the key file's name
+                       without .key)
+      --spa-port PORT  the door's UDP port (default 62201)
+      --totp           also send a TOTP code, typed without echo (or one line of
+                       standard input when it is not a terminal)
+      --allow-ip ADDR  open ADDR instead of this host's address (behind NAT;
+                       the door needs allow_ip: any)
+      --profile FILE   client profile (default ~/.config/knockwatch/client.yaml):
+                       'knockwatch knock SERVER' takes host, door, spa_port,
+                       key_file, user, totp, allow_ip and check from it
 
 Exit status: 0 sent (with --check: open), 1 failure (host not resolved,
 source address unusable), 2 bad arguments; with --check ${EXIT_REFUSED} refused,
@@ -72,6 +90,14 @@ export async function main(argv: string[]): Promise<number> {
         timeout: { type: 'string' },
         verbose: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        // spa (knock-spa.ts)
+        door: { type: 'string' },
+        'key-file': { type: 'string' },
+        user: { type: 'string' },
+        'spa-port': { type: 'string' },
+        totp: { type: 'boolean', default: false },
+        'allow-ip': { type: 'string' },
+        profile: { type: 'string' },
       },
       true,
     );
@@ -86,7 +112,41 @@ export async function main(argv: string[]): Promise<number> {
   const [host, ...stepTexts] = args.positionals;
   if (host === undefined) return usageError('missing HOST');
   if (v.ipv4 && v.ipv6) return usageError('-4 and -6 exclude each other');
-  if (stepTexts.length === 0 && v.check === undefined) return usageError('give at least one PORT to knock on, or --check PORT');
+  // spa: a key file, or a lone SERVER name (the client profile) with no ports to knock.
+  if (v['key-file'] !== undefined || (stepTexts.length === 0 && v.check === undefined) || (v.door !== undefined && stepTexts.length === 0)) {
+    if (stepTexts.length > 0) return usageError('an spa knock is one datagram: give no ports (the door has its own, --spa-port)');
+    if (v.payload !== undefined || v.delay !== undefined || v.udp) return usageError('--payload, --delay and --udp are for port sequences, not spa knocks');
+    let spaPort: number | undefined;
+    let check: number | undefined;
+    let timeoutMs: number;
+    try {
+      spaPort = v['spa-port'] === undefined ? undefined : parsePort(v['spa-port'], '--spa-port');
+      check = v.check === undefined ? undefined : parsePort(v.check, '--check port');
+      timeoutMs = v.timeout === undefined ? DEFAULT_CHECK_TIMEOUT_MS : parseMs(v.timeout, '--timeout', 1);
+    } catch (err) {
+      return usageError((err as Error).message);
+    }
+    const status = await spaKnock({
+      host,
+      totp: v.totp,
+      timeoutMs,
+      verbose: v.verbose,
+      profileFile: v.profile ?? defaultProfilePath(),
+      ...(v.door !== undefined ? { door: v.door } : {}),
+      ...(v['key-file'] !== undefined ? { keyFile: v['key-file'] } : {}),
+      ...(v.user !== undefined ? { user: v.user } : {}),
+      ...(spaPort !== undefined ? { spaPort } : {}),
+      ...(v['allow-ip'] !== undefined ? { allowIp: v['allow-ip'] } : {}),
+      ...(check !== undefined ? { check } : {}),
+      ...(v.ipv4 ? { family: 4 as const } : v.ipv6 ? { family: 6 as const } : {}),
+      ...(v.source !== undefined ? { source: v.source } : {}),
+    });
+    if (status !== NOT_SPA) return status;
+    return usageError(`give at least one PORT to knock on, or --check PORT (spa: --door NAME --key-file FILE, or a server of ${v.profile ?? defaultProfilePath()})`);
+  }
+  for (const o of ['user', 'spa-port', 'totp', 'allow-ip', 'profile'] as const) {
+    if (v[o] !== undefined && v[o] !== false) return usageError(`--${o} is for spa knocks (with --key-file, or a profile SERVER)`);
+  }
   if (v.timeout !== undefined && v.check === undefined) return usageError('--timeout applies only with --check');
 
   let steps: PortSpec[];
