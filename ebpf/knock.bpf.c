@@ -88,6 +88,13 @@ struct {
 } local SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KW_MACS_MAX);
+	__type(key, __u32);
+	__type(value, struct kw_mac);
+} macs SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
@@ -120,7 +127,22 @@ struct kw_packet {
 	__u32 wire_len;
 	__u32 vlan;      /* tc: the kernel moved a VLAN tag into metadata */
 	__u32 pkt_type;  /* tc: skb->pkt_type; XDP: 0, and the MAC's group bit is checked instead */
+	__u32 ifindex;   /* XDP: the receiving interface, for its MAC in `macs` */
 };
+
+/* XDP: a unicast frame for another MAC than the interface's own (Linux marks
+ * it PACKET_OTHERHOST and drops it). An interface whose MAC the loader has not
+ * filled in yet cannot be judged: its frames pass (never hide a knock). */
+static __always_inline int xdp_other_host(const __u8 *dst, __u32 ifindex)
+{
+	if (dst[0] & 1)
+		return 0;
+	struct kw_mac *m = bpf_map_lookup_elem(&macs, &ifindex);
+	if (!m)
+		return 0;
+	return ((m->addr[0] ^ dst[0]) | (m->addr[1] ^ dst[1]) | (m->addr[2] ^ dst[2]) | (m->addr[3] ^ dst[3]) |
+		(m->addr[4] ^ dst[4]) | (m->addr[5] ^ dst[5])) != 0;
+}
 
 /* Bytes [off, off + len) of the packet into `to`; < 0 when they are not all there. */
 static __always_inline long load(void *ctx, int xdp, __u32 off, void *to, __u32 len)
@@ -296,6 +318,8 @@ static __always_inline int parse(void *ctx, int xdp, int has_l2, struct kw_packe
 			return KW_NOT;
 		if (pk->pkt_type == KW_PACKET_OTHERHOST)
 			return KW_NOT;
+		if (xdp && xdp_other_host(b, pk->ifindex))
+			return KW_NOT;
 		link_cast = xdp ? (b[0] & 1) : (pk->pkt_type == KW_PACKET_BROADCAST || pk->pkt_type == KW_PACKET_MULTICAST);
 		proto = be16(b + 12);
 		off = 14;
@@ -434,7 +458,8 @@ static __always_inline int xdp_handle(struct xdp_md *ctx, int has_l2)
 	__builtin_memset(&pk, 0, sizeof(pk));
 	pk.wire_len = bpf_xdp_get_buff_len(ctx);
 	/* XDP sees tags in the bytes (parse() refuses them) and has no packet
-	 * type: a frame for another host's MAC is not told apart, as with pcap. */
+	 * type: a frame for another host's MAC is told apart by the MAC itself. */
+	pk.ifindex = ctx->ingress_ifindex;
 	__u32 n = wanted(ctx, 1, has_l2, &pk);
 	if (n)
 		emit(ctx, 1, has_l2, n, pk.wire_len, ctx->ingress_ifindex);

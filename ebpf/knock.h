@@ -30,6 +30,15 @@ enum kw_class {
 /* Capacity of the map of this host's own addresses (knocks must be sent to one). */
 #define KW_LOCAL_MAX 4096
 
+/* XDP only (tc reads skb->pkt_type): each attached Ethernet interface's own
+ * MAC, keyed by ifindex (the loader fills it at attach and on every counters
+ * tick), so a unicast frame for another host's MAC is not a knock. */
+#define KW_MACS_MAX 64
+struct kw_mac {
+	unsigned char addr[6];
+	unsigned char pad[2];
+};
+
 /* Per-CPU counter slots. */
 enum kw_counter {
 	KW_SEEN = 0,       /* packets that reached the program */

@@ -554,6 +554,59 @@ static struct bpf_program *program_for(struct knock_bpf *skel, const struct ifac
 	return f->link == KW_LINK_ETHERNET ? skel->progs.knock_tc_eth : skel->progs.knock_tc_raw;
 }
 
+/* XDP only: makes the program's "macs" map hold each attached Ethernet
+ * interface's own MAC (tc reads skb->pkt_type instead). Run before attaching
+ * and at every counters tick, so a MAC change or a re-created interface is
+ * followed; entries of interfaces no longer listed are removed. An interface
+ * whose MAC cannot be read is left out: its frames are then not judged by
+ * MAC (passed up, never hidden). */
+static void sync_macs(int map_fd)
+{
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		msg("warn", "cannot read interface MACs: %s", strerror(errno));
+		return;
+	}
+	__u32 keep[MAX_IFACES];
+	int n_keep = 0;
+	for (int i = 0; i < n_ifaces; i++) {
+		struct iface *f = &ifaces[i];
+		if (f->gone || f->link != KW_LINK_ETHERNET)
+			continue;
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		memcpy(ifr.ifr_name, f->name, sizeof(ifr.ifr_name)); /* both IF_NAMESIZE, NUL-terminated */
+		if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
+			continue;
+		if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER && ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK)
+			continue;
+		struct kw_mac mac;
+		memset(&mac, 0, sizeof(mac));
+		memcpy(mac.addr, ifr.ifr_hwaddr.sa_data, 6);
+		__u32 key = (__u32)f->ifindex;
+		if (bpf_map_update_elem(map_fd, &key, &mac, BPF_ANY) < 0) {
+			msg("warn", "cannot set the MAC of %s in the program's map: %s", f->name, strerror(errno));
+			continue;
+		}
+		keep[n_keep++] = key;
+	}
+	close(sock);
+	__u32 stale[KW_MACS_MAX], key, next;
+	int n_stale = 0;
+	void *prev = NULL;
+	while (n_stale < KW_MACS_MAX && bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+		int found = 0;
+		for (int i = 0; i < n_keep && !found; i++)
+			found = keep[i] == next;
+		if (!found)
+			stale[n_stale++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (int i = 0; i < n_stale; i++)
+		bpf_map_delete_elem(map_fd, &stale[i]);
+}
+
 static int attach_one(struct knock_bpf *skel, struct iface *f, int xdp)
 {
 	struct bpf_program *prog = program_for(skel, f, xdp);
@@ -774,6 +827,9 @@ int main(int argc, char **argv)
 		knock_bpf__destroy(skel);
 		return 1;
 	}
+	/* MACs before attaching too (XDP), so no other host's frame counts at start. */
+	if (xdp)
+		sync_macs(bpf_map__fd(skel->maps.macs));
 
 	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
 	if (!rb) {
@@ -844,6 +900,8 @@ int main(int argc, char **argv)
 		if (now_ns(CLOCK_MONOTONIC) >= next_stats) {
 			next_stats += stats_ms * 1000000LL;
 			reattach(skel, xdp);
+			if (xdp)
+				sync_macs(bpf_map__fd(skel->maps.macs));
 			sync_local(bpf_map__fd(skel->maps.local));
 			put_counters(skel);
 		}

@@ -27,7 +27,8 @@
 //    which MAC is ours, so that part is applied where the MAC is known: the
 //    pcap filter admits unicast frames for the capture interface's own MAC
 //    only (capture/filter.ts linkClause; cap always captures promiscuously),
-//    and eBPF at tc reads the kernel's skb->pkt_type;
+//    eBPF at tc reads the kernel's skb->pkt_type, and at XDP compares the
+//    interface's MAC the loader puts in its `macs` map;
 //  - addresses: the destination must be an address of this host (any
 //    interface's, `lo` included), never a loopback destination arriving from
 //    the wire, and never our own address as source. That test needs the host's

@@ -55,6 +55,15 @@ const DECISIONS = new Set(['knock', 'sequence progress', 'sequence reset', 'acce
 
 const ebpfReason = labSkipReason === undefined ? await ebpfUnavailableReason() : undefined;
 if (ebpfReason !== undefined) console.warn(`[skipped] backends differential: ${ebpfReason}`);
+const xdpReason = labSkipReason === undefined && ebpfReason === undefined ? await ebpfUnavailableReason(undefined, 'xdp') : undefined;
+if (xdpReason !== undefined) console.warn(`[skipped] backends differential, eBPF at XDP: ${xdpReason}`);
+
+/** The backends compared: pcap, eBPF at tc (the default), eBPF at XDP (no packet type there: it reads the interface's MAC). */
+const RUNS: readonly { name: string; capture: CaptureKind; args: string[] }[] = [
+  { name: 'pcap', capture: 'pcap', args: [] },
+  { name: 'ebpf', capture: 'ebpf', args: [] },
+  ...(xdpReason === undefined ? [{ name: 'ebpf-xdp', capture: 'ebpf' as const, args: ['--ebpf-hook', 'xdp'] }] : []),
+];
 
 interface Scenario {
   /** The issue's class (or a control). */
@@ -153,7 +162,7 @@ describeLab('backends differential (issue 8 item 13)', () => {
     let scenarios: Scenario[];
     let eth: EthernetOptions;
     let marker = 0;
-    const decisions = new Map<CaptureKind, Map<string, string[]>>();
+    const decisions = new Map<string, Map<string, string[]>>();
 
     beforeAll(async () => {
       lab = await createLab('bdiff');
@@ -175,11 +184,11 @@ describeLab('backends differential (issue 8 item 13)', () => {
       if (dir) await rm(dir, { recursive: true, force: true });
     });
 
-    for (const capture of ['pcap', 'ebpf'] as const) {
-      it(`runs the corpus through capture: ${capture}`, async () => {
-        const config = join(dir, `${capture}.yaml`);
+    for (const { name, capture, args } of RUNS) {
+      it(`runs the corpus through capture: ${name}`, async () => {
+        const config = join(dir, `${name}.yaml`);
         await writeDoorConfig(config, { sequence: STEPS, windowMs: 20_000, durationMs: 60_000, open: [DOOR_PORT] }, 'none', capture);
-        const daemon = await launchDaemon(lab, config, { firewall: 'none', capture });
+        const daemon = await launchDaemon(lab, config, { firewall: 'none', capture }, args);
         try {
           // A marker sequence after the corpus: once it opened, every frame
           // before it was captured and decided (one capture stream, in order).
@@ -193,30 +202,35 @@ describeLab('backends differential (issue 8 item 13)', () => {
           for (const l of daemon.lines) {
             if (DECISIONS.has(l.msg) && typeof l.source === 'string') bySource.get(l.source)?.push(brief(l));
           }
-          decisions.set(capture, bySource);
+          decisions.set(name, bySource);
         } finally {
           await daemon.stop();
         }
       }, 40_000);
     }
 
-    it('both backends take identical decisions on every scenario', () => {
+    it('the backends take identical decisions on every scenario', () => {
       const pcap = decisions.get('pcap');
-      const ebpf = decisions.get('ebpf');
-      if (pcap === undefined || ebpf === undefined) throw new Error('a backend run failed; see above');
+      if (pcap === undefined || decisions.size !== RUNS.length) throw new Error('a backend run failed; see above');
       const outcome = (d: string[] | undefined): string => (d?.includes('access opened') ? 'open' : 'closed');
       for (const s of scenarios) {
-        console.log(`[differential] ${s.name}: pcap ${outcome(pcap.get(s.source))}, ebpf ${outcome(ebpf.get(s.source))}, rule ${s.expect}`);
+        const each = RUNS.map((r) => `${r.name} ${outcome(decisions.get(r.name)?.get(s.source))}`).join(', ');
+        console.log(`[differential] ${s.name}: ${each}, rule ${s.expect}`);
       }
-      const differ = scenarios.filter((s) => JSON.stringify(pcap.get(s.source)) !== JSON.stringify(ebpf.get(s.source)));
-      expect(
-        differ.map((s) => ({ scenario: s.name, pcap: pcap.get(s.source), ebpf: ebpf.get(s.source) })),
-        'scenarios where pcap and eBPF decided differently',
-      ).toEqual([]);
+      const differ: { scenario: string; pcap: string[] | undefined; other: string; decisions: string[] | undefined }[] = [];
+      for (const r of RUNS.slice(1)) {
+        const other = decisions.get(r.name);
+        for (const s of scenarios) {
+          if (JSON.stringify(pcap.get(s.source)) !== JSON.stringify(other?.get(s.source))) {
+            differ.push({ scenario: s.name, pcap: pcap.get(s.source), other: r.name, decisions: other?.get(s.source) });
+          }
+        }
+      }
+      expect(differ, 'scenarios where pcap and an eBPF run decided differently').toEqual([]);
     });
 
     it('the decisions follow the rule (a packet counts when the host itself accepts it)', () => {
-      const wrong: { scenario: string; backend: CaptureKind; expected: string; decisions: string[] }[] = [];
+      const wrong: { scenario: string; backend: string; expected: string; decisions: string[] }[] = [];
       for (const [backend, bySource] of decisions) {
         for (const s of scenarios) {
           const d = bySource.get(s.source) ?? [];
@@ -224,7 +238,7 @@ describeLab('backends differential (issue 8 item 13)', () => {
           if (opened !== (s.expect === 'open')) wrong.push({ scenario: s.name, backend, expected: s.expect, decisions: d });
         }
       }
-      expect(decisions.size).toBe(2);
+      expect(decisions.size).toBe(RUNS.length);
       expect(wrong).toEqual([]);
     });
   });
