@@ -251,7 +251,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     }
     // Counts move by one, so this loop runs at most once.
     if (n > mostOpens) mostOpens = n;
-    while (mostOpens > 0 && byOpens[mostOpens].length === 0) mostOpens -= 1;
+    while (mostOpens > 0 && (byOpens[mostOpens]?.length ?? 0) === 0) mostOpens -= 1;
   };
 
   const bucketOf = (item: Item): Bucket => {
