@@ -8,6 +8,8 @@ import type { PortSpec } from '../types.js';
 import { parseCommandArgs, usageFailure } from './args.js';
 import { defaultProfilePath } from '../client/profile.js';
 import { NOT_SPA, spaKnock } from './knock-spa.js';
+import { SECRET_OPTIONS, SECRET_USAGE, secretMode, secretPayloads, secretSteps, secretUsageProblem } from './knock-secret.js';
+import { SecretInputCancelled, cancelledExitCode } from './read-secret.js';
 
 /** --check outcomes other than open; 1 and 2 are failure and bad arguments. */
 export const EXIT_REFUSED = 3;
@@ -18,6 +20,9 @@ const USAGE = `usage: knockwatch knock HOST PORT[:tcp|:udp|/tcp|/udp]... [option
        knockwatch knock HOST --check PORT [options]
        knockwatch knock HOST --door NAME --key-file FILE [spa options]
        knockwatch knock SERVER            (a server of the client profile)
+       knockwatch knock HOST PORT:udp... --passphrase | --passphrase-file FILE
+       knockwatch knock HOST --ports LOW-HIGH --key-file FILE [rotating options]
+       knockwatch knock HOST --one-time-file FILE
 
 Sends one TCP SYN (or, for udp steps, one UDP datagram) per step, in order.
 
@@ -49,6 +54,7 @@ spa (one authenticated datagram; the door has 'spa:' in the server's config):
                        'knockwatch knock SERVER' takes host, door, spa_port,
                        key_file, user, totp, allow_ip and check from it
 
+${SECRET_USAGE}
 Exit status: 0 sent (with --check: open), 1 failure (host not resolved,
 source address unusable), 2 bad arguments; with --check ${EXIT_REFUSED} refused,
 ${EXIT_FILTERED} filtered.
@@ -98,6 +104,8 @@ export async function main(argv: string[]): Promise<number> {
         totp: { type: 'boolean', default: false },
         'allow-ip': { type: 'string' },
         profile: { type: 'string' },
+        // passphrase, rotating and one-time knocks (knock-secret.ts)
+        ...SECRET_OPTIONS,
       },
       true,
     );
@@ -113,7 +121,10 @@ export async function main(argv: string[]): Promise<number> {
   if (host === undefined) return usageError('missing HOST');
   if (v.ipv4 && v.ipv6) return usageError('-4 and -6 exclude each other');
   // spa: a key file, or a lone SERVER name (the client profile) with no ports to knock.
-  if (v['key-file'] !== undefined || (stepTexts.length === 0 && v.check === undefined) || (v.door !== undefined && stepTexts.length === 0)) {
+  const secret = secretMode(v);
+  const secretProblem = secretUsageProblem(v, stepTexts.length);
+  if (secretProblem !== undefined) return usageError(secretProblem);
+  if (secret === undefined && (v['key-file'] !== undefined || (stepTexts.length === 0 && v.check === undefined) || (v.door !== undefined && stepTexts.length === 0))) {
     if (stepTexts.length > 0) return usageError('an spa knock is one datagram: give no ports (the door has its own, --spa-port)');
     if (v.payload !== undefined || v.delay !== undefined || v.udp) return usageError('--payload, --delay and --udp are for port sequences, not spa knocks');
     let spaPort: number | undefined;
@@ -163,6 +174,23 @@ export async function main(argv: string[]): Promise<number> {
   }
   const family: Family | undefined = v.ipv4 ? 4 : v.ipv6 ? 6 : undefined;
 
+  let payloads: (Uint8Array | undefined)[] | undefined;
+  try {
+    const computed = await secretSteps(v, Date.now());
+    if (computed !== undefined) {
+      steps = computed.steps;
+      if (v.verbose) process.stdout.write(`${computed.note}\n`);
+    }
+    payloads = await secretPayloads(v, steps);
+  } catch (err) {
+    if (err instanceof SecretInputCancelled) {
+      process.stderr.write(`knockwatch knock: ${err.message}\n`);
+      return cancelledExitCode(err);
+    }
+    process.stderr.write(`knockwatch knock: ${(err as Error).message}\n`);
+    return 1;
+  }
+
   try {
     if (steps.length > 0) {
       await knock({
@@ -171,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
         delayMs,
         family,
         payload: v.payload === undefined ? undefined : Buffer.from(v.payload, 'utf8'),
+        ...(payloads !== undefined ? { payloads } : {}),
         sourceAddress: v.source,
         onStep: v.verbose
           ? (step, _i, address) => process.stdout.write(`hitting ${step.protocol} ${hostPort(address, step.port)}\n`)

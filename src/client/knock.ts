@@ -26,6 +26,8 @@ export interface KnockOptions {
   readonly family?: Family;
   /** UDP datagram payload (default: DEFAULT_UDP_PAYLOAD). TCP knocks carry none. */
   readonly payload?: Uint8Array;
+  /** Per step, a payload that replaces `payload` for that UDP step (passphrase digests). */
+  readonly payloads?: readonly (Uint8Array | undefined)[];
   /** Local address to send from (must be configured on this host). */
   readonly sourceAddress?: string;
   /** Called after each knock has left, with the resolved target address. */
@@ -133,7 +135,7 @@ export async function knock(options: KnockOptions): Promise<void> {
     if (i > 0 && options.delayMs > 0) await sleep(options.delayMs);
     const step = options.steps[i];
     if (step.protocol === 'tcp') await sendSyn(target, step.port, options.sourceAddress);
-    else await sendDatagram(target, step.port, payload, options.sourceAddress);
+    else await sendDatagram(target, step.port, options.payloads?.[i] ?? payload, options.sourceAddress);
     options.onStep?.(step, i, target.address);
   }
 }
