@@ -99,7 +99,10 @@ import net from 'node:net';
 import { spawn } from 'node:child_process';
 const o = JSON.parse(process.argv[1]);
 const knockMod = await import(o.knockModule);
-const spaMod = o.spaModule ? await import(o.spaModule) : undefined;
+const spaMod = o.spa ? await import(o.spa.clientModule) : undefined;
+const spaKeys = o.spa ? await import(o.spa.keysModule) : undefined;
+const { readFileSync } = await import('node:fs');
+const spaUsers = (o.spa?.users ?? []).map((u) => ({ user: u.user, key: spaKeys.parseKeyText(u.keyFile, readFileSync(u.keyFile, 'utf8')) }));
 const target = { address: o.host, family: 4 };
 function firstAccept(from, t0) {
   return new Promise((resolve) => {
@@ -136,11 +139,12 @@ function runFwknop(from) {
   });
 }
 const results = [];
-for (const from of o.sources) {
+for (const [i, from] of o.sources.entries()) {
   if (o.mode === 'sequence') {
     for (const port of o.sequence) await knockMod.sendSyn(target, port, from);
   } else if (o.mode === 'spa') {
-    await spaMod.benchSend({ ...o.spa, host: o.host, source: from });
+    const u = spaUsers[Math.floor(i / o.spa.roundsPerUser)];
+    await spaMod.sendSpaKnock({ host: o.host, port: o.spa.port, key: u.key, user: u.user, door: o.spa.door, sourceAddress: from });
   } else {
     await runFwknop(from);
   }
@@ -176,15 +180,26 @@ async function inServer(lab, argv, input) {
 }
 
 /** The built daemon with `configYaml` in the lab's server namespace; `mode` knocks. */
-async function benchKnockwatch(lab, dir, sources, firewall, configYaml, mode, extra) {
+async function benchKnockwatch(lab, dir, sources, firewall, configYaml, mode, extra, extraArgs = []) {
   const configPath = join(dir, `knockwatch-${mode}-${firewall}.yaml`);
   writeFileSync(configPath, configYaml);
-  const daemon = await startDaemonProcess(lab, { cliPath, configPath, firewall, capture: 'pcap', logLevel: 'info' });
+  if (mode === 'spa') {
+    // A first start without a state file refuses spa datagrams for max_age
+    // (the run before may have accepted anything up to now: the strike
+    // register, src/spa/strike-register.ts). A deployed daemon restarts from a
+    // clean stop's record, which has no such horizon: start and stop once.
+    const first = await startDaemonProcess(lab, { cliPath, configPath, firewall, capture: 'pcap', logLevel: 'info', extraArgs });
+    await first.stop();
+  }
+  const daemon = await startDaemonProcess(lab, { cliPath, configPath, firewall, capture: 'pcap', logLevel: 'info', extraArgs });
   try {
     await sleep(200);
     const results = await measure(lab, sources, mode, extra);
     const opened = daemon.find((l) => l.msg === 'access opened').length;
-    if (opened !== sources.length) process.stderr.write(`warning: knockwatch (${mode}, ${firewall}) logged ${opened} opens for ${sources.length} rounds\n`);
+    if (opened !== sources.length) {
+      const refused = daemon.find((l) => l.msg === 'spa datagram refused').map((l) => `${l.source} ${l.user ?? '?'}: ${l.reason}${l.detail ? ` (${l.detail})` : ''}`);
+      process.stderr.write(`warning: knockwatch (${mode}, ${firewall}) logged ${opened} opens for ${sources.length} rounds${refused.length ? `; refused: ${refused.slice(0, 10).join(', ')}` : ''}\n`);
+    }
     return results;
   } finally {
     await daemon.stop();
@@ -203,8 +218,48 @@ function spaUnavailableReason() {
   return undefined;
 }
 
+/**
+ * Accepted opens per spa user: the verifier allows 5 at once, then one every
+ * 6 s, and 8 addresses held open per user (src/spa/verify.ts USER_OPEN_RULE,
+ * MAX_ADDRESSES_PER_USER). A round a second would be refused, so every
+ * 5 rounds use the next user (one key each, from `knockwatch keygen`).
+ */
+const SPA_ROUNDS_PER_USER = 5;
+
 async function benchSpa(lab, dir, sources, firewall) {
-  throw new Error('spa: not wired yet');
+  const keys = join(dir, 'keys');
+  mkdirSync(keys, { mode: 0o700 });
+  const users = [];
+  for (let u = 0; u < Math.ceil(sources.length / SPA_ROUNDS_PER_USER); u++) {
+    const user = `bench${u}`;
+    const r = await execa(process.execPath, [cliPath, 'keygen', '--user', user, '--dir', keys], { reject: false });
+    if (r.exitCode !== 0) throw new Error(`knockwatch keygen --user ${user} failed (${r.exitCode}): ${r.stderr}`);
+    users.push({ user, keyFile: join(keys, `${user}.key`) });
+  }
+  const state = join(dir, `state-${firewall}`);
+  mkdirSync(state, { mode: 0o700 });
+  const yaml = [
+    'interface: kw0',
+    `firewall: ${firewall}`,
+    'capture: pcap',
+    'users:',
+    ...users.flatMap((u) => [`  - name: ${u.user}`, `    key_file: ${u.keyFile}`]),
+    'doors:',
+    '  - name: ssh',
+    `    spa: ${SPA_PORT}/udp`,
+    `    open: [${PORT}/tcp]`,
+    '    duration: 10m',
+    '',
+  ].join('\n');
+  const spa = {
+    clientModule: pathToFileURL(join(dist, 'client/spa.js')).href,
+    keysModule: pathToFileURL(join(dist, 'spa/keys.js')).href,
+    port: SPA_PORT,
+    door: 'ssh',
+    users,
+    roundsPerUser: SPA_ROUNDS_PER_USER,
+  };
+  return benchKnockwatch(lab, dir, sources, firewall, yaml, 'spa', { spa }, ['--state-dir', state]);
 }
 
 // ---- knockd -------------------------------------------------------------------
