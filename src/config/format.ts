@@ -22,6 +22,8 @@ export interface ConfigJSON {
   capture: string;
   max_sources: number;
   doors: DoorJSON[];
+  /** spa users: names and key file paths (never the keys). */
+  users?: Array<{ name: string; key_file: string | string[]; totp_file?: string }>;
 }
 
 function doorToJSON(d: Door): DoorJSON {
@@ -44,6 +46,9 @@ export function configToJSON(cfg: KnockwatchConfig): ConfigJSON {
     capture: cfg.capture,
     max_sources: cfg.maxSources,
     doors: cfg.doors.map(doorToJSON),
+    ...(cfg.users !== undefined
+      ? { users: cfg.users.map((u) => ({ name: u.name, key_file: u.keyFiles.length === 1 ? u.keyFiles[0] : [...u.keyFiles], ...(u.totpFile !== undefined ? { totp_file: u.totpFile } : {}) })) }
+      : {}),
   };
 }
 
@@ -51,10 +56,11 @@ export function configToJSON(cfg: KnockwatchConfig): ConfigJSON {
 export function formatConfig(cfg: KnockwatchConfig): string {
   const doc = new Document(configToJSON(cfg));
   const doors = doc.get('doors', true);
+  const users = doc.get('users', true);
   visit(doc, {
     Seq(_key, node) {
       // Everything but the doors list itself reads best on one line.
-      if (node !== doors) node.flow = true;
+      if (node !== doors && node !== users) node.flow = true;
     },
     Scalar(_key, node) {
       // A block scalar cannot stand inside a flow sequence: strings with line
