@@ -29,8 +29,9 @@
 // command, more for long lines) and writes it to $HOME/.nft.history when it
 // exits. HOME=/dev/null makes that write fail harmlessly, and the process is
 // replaced after `maxCommands` commands or `maxBytes` of input, whichever
-// comes first, to bound its memory: a batch of 512 elements (batch.ts) is one
-// line of ~25 kB.
+// comes first, to bound its memory: the session gets batches of at most 32
+// elements (SESSION_MAX_ELEMENTS in nftables.ts; larger ones go to nft -f -),
+// one line of at most ~2.5 kB.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { COMMAND_ENV, commandArgv } from './run.js';
