@@ -6,8 +6,9 @@
 //
 // Several spa doors may share one port (the datagram names its door): the
 // datagram is verified once (the store keeps the last verdict), the door it
-// names completes, and a refusal is reported once, by the first spa door on
-// that port. Nothing is ever sent back.
+// names completes, and a refusal is reported once: by the door it names when
+// it authenticated, else by the first spa door on that port. Nothing is ever
+// sent back.
 import type { KnockEvent, SpaDoor } from '../types.js';
 import { verifyDatagram, type SpaVerdict } from '../spa/verify.js';
 import { checkPort } from './checks.js';
@@ -66,7 +67,8 @@ export function spaMatcher(door: SpaDoor, ctx: KindContext): PacketMatcher {
         if (v.door !== door.name) return;
         sink.knock();
         sink.complete(v.address);
-      } else if (reporter) {
+      } else if (v.door !== undefined && store?.server.doors.get(v.door)?.port === door.port ? v.door === door.name : reporter) {
+        // An authenticated datagram names its door: that door reports it; junk goes to the port's first door.
         sink.reject(v.reason);
       }
     },
