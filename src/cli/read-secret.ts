@@ -155,8 +155,9 @@ export function createSecretReader(
   }
 
   function readTyped(prompt: string): Promise<string> {
-    output.write(prompt);
+    // Raw mode first: keys typed as soon as the prompt shows must not be echoed.
     input.setRawMode!(true);
+    output.write(prompt);
     let typed: number[] = [];
     const restore = () => {
       input.setRawMode!(false);
