@@ -10,7 +10,7 @@
 //    in both files; its replay from elsewhere opens nothing; the next line
 //    opens; with the server's file unwritable (immutable directory) the door
 //    stays shut and the error is logged (nftables + pcap only: the store is
-//    the same whatever the backends).
+//    the same whatever the backends), and SIGHUP reads the file again.
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -204,6 +204,20 @@ for (const backend of BACKENDS) {
         await knock(later, ['47000:udp', '48000']);
         await expectOpen(later, 'once');
         await daemon.waitFor((l) => l.level === 40 && /no unused sequence left/.test(String(l.msg)), 'the warning that no line is left', LOG_WITHIN_MS);
+      });
+
+      it('one_time: SIGHUP reads the file again: a line added opens; with none left the reload warns again', async () => {
+        const file = join(dir, 'once', 'once.txt');
+        await writeFile(file, `${await readFile(file, 'utf8')}49000,50000:udp\n`, { mode: 0o600 });
+        const since = daemon.lines.length;
+        daemon.signal('SIGHUP');
+        await daemon.waitFor((l) => l.msg === 'configuration reloaded', 'the reload', LOG_WITHIN_MS, since);
+        const from = sources.next(4);
+        await knock(from, ['49000', '50000:udp']);
+        await expectOpen(from, 'once');
+        const again = daemon.lines.length;
+        daemon.signal('SIGHUP');
+        await daemon.waitFor((l) => l.level === 40 && /no unused sequence left/.test(String(l.msg)), 'the warning at reload', LOG_WITHIN_MS, again);
       });
     }
   });
