@@ -123,7 +123,11 @@ export function loaderArgs(options: EbpfCaptureOptions): string[] {
   // Without a list every step is a first step (the loader's default too).
   const first = options.firstSteps === undefined ? undefined : new Set(options.firstSteps.map((p) => checkPort('first step', p)));
   const open = new Set((options.openPorts ?? []).map((p) => checkPort('open port', p)));
-  if (first?.size === 0) throw new Error('eBPF capture: no first step (a door sequence starts with one)');
+  // Doors judged per packet (spa) have steps but no first step. The loader
+  // then treats every step as a first step: a datagram there makes its source
+  // active (its next packets go to user space), which spa does not need but
+  // costs only the active map's LRU churn.
+  if (first?.size === 0 && steps.size === 0) throw new Error('eBPF capture: no first step (a door sequence starts with one)');
   for (const port of first ?? []) {
     if (!steps.has(port)) throw new Error(`eBPF capture: first step ${port} is not among the knock ports`);
   }

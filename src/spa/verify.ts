@@ -7,8 +7,8 @@
 //   guard      clock below the persisted floor; no lease on disk yet
 //   framing    exact length, known version (junk ends here or at the hint)
 //   hint       one Map lookup; unknown -> rejected without any crypto
-//   replay     (user, nonce) seen before -> rejected before any AEAD
 //   budget     failed AEAD opens per hint and overall
+//   replay     (user, nonce) seen before -> rejected before any AEAD
 //   AEAD       at most MAX_CANDIDATES (2) opens
 //   canonical  strict parse of the plaintext
 //   fresh      |server time - client time| <= max_age; client time after the restart horizon
@@ -163,9 +163,10 @@ export function verifyDatagram(server: SpaServer, datagram: Uint8Array, source: 
   // Checked after the hint: junk must stay cheap and must not make this loud.
   if (now < guard.floorMs) return reject(server, 'clock-below-floor');
   if (now >= guard.leaseUntil) return reject(server, 'no-lease');
+  // The budget first: a flood of forged datagrams on a captured hint then costs no nonce string either.
+  if (!server.hints.mayTry(hint, now)) return reject(server, 'rate-limited');
   const nonce = nonceKeyOf(datagram);
   for (const c of candidates) if (server.replay.has(c.keys.user, nonce, now)) return reject(server, 'replayed', { user: c.keys.user });
-  if (!server.hints.mayTry(hint, now)) return reject(server, 'rate-limited', { detail: 'failed-open budget spent for this hint or overall' });
 
   let keys: UserKeys | undefined;
   let plain: Buffer | undefined;
