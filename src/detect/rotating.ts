@@ -101,6 +101,22 @@ export function rotatingMatcher(door: RotatingDoor, ctx: KindContext): SourceMat
     return k;
   }
 
+  // The first keys of periods n-1, n, n+1 for the period n seen last: a
+  // stranger's knock anywhere in the range is judged with three comparisons
+  // and no allocation (a random-port flood lands in a 40,000-port range most
+  // of the time). bench/detect-rotating.mjs: 0.7 M events/s before (an object
+  // and three Map lookups per knock), 1.4 M after; a sequence door: 3.6-6.8 M.
+  let firstsOf = -1;
+  const firsts = new Int32Array(3);
+  function isFirstKey(k: number, t: number): boolean {
+    const n = periodOf(t, door.periodMs);
+    if (n !== firstsOf) {
+      for (let i = 0; i < 3; i++) firsts[i] = n - 1 + i >= 0 ? keysOf(n - 1 + i)[0] : -1;
+      firstsOf = n;
+    }
+    return k === firsts[0] || k === firsts[1] || k === firsts[2];
+  }
+
   function expiryReason(p: RotatingProgress): ResetReason {
     return p.last + gapMs < p.start + windowMs ? 'gap' : 'window';
   }
@@ -175,11 +191,8 @@ export function rotatingMatcher(door: RotatingDoor, ctx: KindContext): SourceMat
       sink.knock();
       return p;
     }
+    if (!isFirstKey(k, t)) return p;
     const fresh = p ?? { step: 0, start: t, last: t, periods: [], lastKey: -1, completed: false };
-    const n = periodOf(t, door.periodMs);
-    let first = false;
-    for (let c = n - 1; c <= n + 1 && !first; c++) first = c >= 0 && keysOf(c)[0] === k;
-    if (!first) return p;
     sink.knock();
     tryStart(fresh, k, t, sink);
     return fresh;
