@@ -195,6 +195,8 @@ async function benchKnockwatch(lab, dir, sources, firewall, configYaml, mode, ex
   try {
     await sleep(200);
     const results = await measure(lab, sources, mode, extra);
+    const ready = daemon.find((l) => l.msg.startsWith('spa ready'))[0];
+    if (ready) notes.push(`knockwatch spa (${firewall}): state ${ready.state}; the strike register's lease write (fsync) took ${ready.firstLeaseMs} ms at start, renewed every 10 s off the knock path`);
     const opened = daemon.find((l) => l.msg === 'access opened').length;
     if (opened !== sources.length) {
       const refused = daemon.find((l) => l.msg === 'spa datagram refused').map((l) => `${l.source} ${l.user ?? '?'}: ${l.reason}${l.detail ? ` (${l.detail})` : ''}`);
@@ -395,6 +397,7 @@ async function row(name, sources, fn) {
 const sources = Array.from({ length: ROUNDS }, (_, i) => `10.199.0.${10 + i}`);
 const rows = [];
 const skipped = [];
+const notes = [];
 if (ONLY.includes('sequence')) {
   for (const fw of FIREWALLS) rows.push(await row(`knockwatch sequence (${fw})`, sources, (lab, dir) => benchKnockwatch(lab, dir, sources, fw, sequenceConfig(fw), 'sequence')));
 }
@@ -430,6 +433,7 @@ for (const r of rows) {
   );
 }
 for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
+for (const n of notes) process.stdout.write(`note: ${n}\n`);
 const spaNft = rows.find((r) => r.name === 'knockwatch spa (nftables)');
 if (spaNft) process.stdout.write(`\nspa knock-to-open p50 <= 3 ms with nftables: ${fmt(spaNft.p50)} -> ${spaNft.p50 <= 3 && spaNft.failures === 0 ? 'goal met' : 'goal NOT met'}\n`);
 const out = new URL('./out/', import.meta.url).pathname;
