@@ -22,7 +22,7 @@
 //    32 MiB 92-93 %, 128 MiB 98-100 %. A SYN flood at the first knock port
 //    (bench:flood-first, 35-50 k packets/s, load 10-14, issue 8 item 8):
 //    32 MiB (10 ms of flood) delivered 45-55 %, 64 MiB 72-82 %, 128 MiB
-//    (40 ms) 93-99 %. Default: 128 MiB where memory allows (see
+//    (40 ms) 92-99.8 %. Default: 128 MiB where memory allows (see
 //    defaultBufferBytes), 256 MiB pinned.
 //  - Frames are stamped when the handler runs (cap has no packet timestamps).
 //  - On `any`, frames are Linux cooked v1 (LINKTYPE_LINUX_SLL, 113).

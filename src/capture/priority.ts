@@ -8,7 +8,9 @@
 // share there is 2/load of a core, 15-20 %, so it fell behind; the capture
 // process's 2 MiB backlog filled and shed frames (62-85 k of 280-320 k),
 // real first steps among them, and 8 of 10 knocks opened. At nice -10 (9.3
-// times the weight of a nice-0 task) it keeps up: shed 0, 10 of 10.
+// times the weight of a nice-0 task) it kept up at load 9-11 (shed 0, 10 of
+// 10); at load 15-18 it still fell behind and shed (README, first-port
+// flood): this raises the share, it does not make the work smaller.
 //
 // Raising priority needs CAP_SYS_NICE (root has it). The systemd unit runs
 // without it: there `Nice=-10` in the unit sets it before privileges are
