@@ -12,6 +12,7 @@
 // `ipset -exist restore`, one process at a time, its timeouts computed from
 // the accesses' deadlines when it runs (before: one ipset process per
 // access, all at once; 300 completions -> 300 processes).
+import { droppedPorts } from './door-ports.js';
 import { createHash } from 'node:crypto';
 import type { Door, PortSpec } from '../types.js';
 import { createBatchQueue, logAppliedBatch, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
@@ -111,7 +112,7 @@ export function parseIptablesS(text: string, chain: string): ChainState {
 
 function uniquePorts(doors: readonly Door[]): PortSpec[] {
   const seen = new Map<string, PortSpec>();
-  for (const d of doors) for (const p of d.open) seen.set(`${p.protocol}/${p.port}`, p);
+  for (const d of doors) for (const p of droppedPorts(d)) seen.set(`${p.protocol}/${p.port}`, p);
   return [...seen.values()].sort(comparePorts);
 }
 

@@ -30,6 +30,7 @@
 // at the same hook, where a drop is final. So this table can only take
 // access away; a host firewall that drops the door ports must allow them
 // itself for knockwatch to be able to open them.
+import { droppedPorts } from './door-ports.js';
 import type { Door, PortSpec } from '../types.js';
 import { createBatchQueue, logAppliedBatch, type ApplyBatch, type BatchQueueOptions, type Outcome } from './batch.js';
 import type { NftSession } from './nft-session.js';
@@ -126,7 +127,7 @@ export function buildNftRuleset(table: string, doors: readonly Door[], setSize: 
   indexDoors(doors);
   if (!Number.isInteger(setSize) || setSize < 1) throw new FirewallError(`invalid set size ${setSize}`);
   const ports = new Map<string, string>();
-  for (const door of doors) for (const p of door.open) ports.set(`${p.protocol} . ${p.port}`, '');
+  for (const door of doors) for (const p of droppedPorts(door)) ports.set(`${p.protocol} . ${p.port}`, '');
   const lines: string[] = [`table inet ${table} {}`, `delete table inet ${table}`, `table inet ${table} {`];
   lines.push('\tset ports {', '\t\ttype inet_proto . inet_service');
   if (ports.size > 0) lines.push(`\t\telements = { ${[...ports.keys()].join(', ')} }`);

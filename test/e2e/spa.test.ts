@@ -92,6 +92,28 @@ const [from, host, port, hex] = process.argv.slice(1);
 const s = dgram.createSocket(from.includes(':') ? 'udp6' : 'udp4');
 s.bind({ address: from, port: 0 }, () => s.send(Buffer.from(hex, 'hex'), Number(port), host, (err) => { s.close(); if (err) { console.error(err.message); process.exit(1); } }));`;
 
+/**
+ * For each port: a connected UDP socket sends junk three times; Linux reports
+ * an ICMP port unreachable to a connected socket as ECONNREFUSED. 'silent'
+ * when nothing came back within 1.5 s.
+ */
+const UNREACHABLE = `
+const dgram = require('node:dgram');
+const [from, host, portsText] = process.argv.slice(1);
+const one = (port) => new Promise((res) => {
+  const s = dgram.createSocket('udp4');
+  const done = (v) => { clearTimeout(t); clearInterval(again); s.close(); res(v); };
+  const t = setTimeout(() => done('silent'), 1500);
+  let again;
+  s.on('error', (e) => done(e.code));
+  s.bind({ address: from, port: 0 }, () => s.connect(port, host, () => {
+    const send = () => s.send(Buffer.from('junk'), () => {});
+    send();
+    again = setInterval(send, 300);
+  }));
+});
+(async () => { const out = []; for (const p of JSON.parse(portsText)) out.push(await one(p)); console.log(JSON.stringify(out)); })();`;
+
 for (const backend of BACKENDS) {
   const noEbpf = backend.capture === 'ebpf' && ebpfSkipReason !== undefined;
   if (noEbpf) console.warn(`[skipped] spa end-to-end with --capture ebpf: ${ebpfSkipReason}`);
@@ -180,6 +202,13 @@ for (const backend of BACKENDS) {
       const other = sources.next(4);
       const [otherResult] = await probe(lab, [{ host: host(), port: DOOR_PORT, from: other }]);
       expect(otherResult, 'a source that did not knock').toBe('timeout');
+    });
+
+    it('nothing answers on the spa port: our firewall drops it (no ICMP port unreachable), while a closed UDP port does answer', async () => {
+      const from = sources.next(4);
+      const r = await lab.run(lab.client, ['node', '-e', UNREACHABLE, from, host(), JSON.stringify([SPA_PORT, SPA_PORT + 1])], { timeout: 20_000 });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual(['silent', 'ECONNREFUSED']);
     });
 
     it('the same datagram sent again never opens: same source after the access ended, another source', async () => {
