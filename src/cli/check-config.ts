@@ -56,6 +56,13 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
 
+  // A one_time door whose file has no unused line left cannot open (the daemon warns too).
+  for (const d of cfg.doors) {
+    if (d.kind === 'one_time' && d.sequences?.length === 0) {
+      process.stderr.write(`knockwatch check-config: warning: ${d.file}: door '${d.name}' has no unused one-time sequence left: it cannot open until lines are added\n`);
+    }
+  }
+
   if (values.json) {
     process.stdout.write(`${JSON.stringify(configToJSON(cfg), null, 2)}\n`);
   } else {

@@ -5,7 +5,7 @@
 // packet time with in-memory state: the one-time file and the key are read,
 // never written, and nothing else is created.
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,24 @@ describe('secret-sequence fixtures replayed (built CLI)', () => {
   it('replay wrote nothing: the one-time file is unchanged and no state was created', async () => {
     expect(await readFile(join(dir, 'once.txt'), 'utf8')).toBe(await readFile(join(FIXTURES, 'once.txt'), 'utf8'));
     expect((await readdir(dir)).sort()).toEqual(['once.txt', 'rot.key', 'secret.yaml']);
+  });
+
+  it('check-config prints the three kinds (the key file, never the key) and warns when a one-time file has no line left', async () => {
+    const { stdout, stderr } = await run(process.execPath, [BUILT_CLI, 'check-config', join(dir, 'secret.yaml')], { timeout: 30_000 });
+    expect(stdout).toContain(`key_file: ${join(dir, 'rot.key')}`);
+    expect(stdout).toContain('sha256: 862b6133b45f398cf96d13429629edfc02dbc102d8108441436ced70651c7aad');
+    expect(stdout).toContain(`one_time: ${join(dir, 'once.txt')}`);
+    expect(stdout).not.toContain('AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=');
+    expect(stderr).toBe('');
+    const used = await mkdtemp(join(tmpdir(), 'kw-secret-used-'));
+    try {
+      for (const f of ['secret.yaml', 'rot.key']) await copyFile(join(dir, f), join(used, f));
+      await writeFile(join(used, 'once.txt'), '#41000:tcp,42000:udp,43000\n', { mode: 0o600 });
+      const r = await run(process.execPath, [BUILT_CLI, 'check-config', join(used, 'secret.yaml')], { timeout: 30_000 });
+      expect(r.stderr).toBe(`knockwatch check-config: warning: ${join(used, 'once.txt')}: door 'once' has no unused one-time sequence left: it cannot open until lines are added\n`);
+    } finally {
+      await rm(used, { recursive: true, force: true });
+    }
   });
 
   it('replay refuses a key file others can read, naming it and the config line', async () => {
