@@ -110,6 +110,11 @@ export async function loadDoorFiles(
       try {
         const text = await readOneTimeText(file, readOpts);
         const parsed = parseOneTimeText(file, text);
+        // The knocker's own connections to an open port would count as knocks.
+        for (const e of parsed.entries) {
+          const clash = e.sequence.find((st) => door.open.some((o) => o.port === st.port && o.protocol === st.protocol));
+          if (clash !== undefined) throw new OneTimeFileError(file, e.line, undefined, `${clash.port}/${clash.protocol} is also an open port of door '${door.name}'`);
+        }
         const unwritable = options.writable === false ? undefined : await writableProblem(file);
         if (unwritable !== undefined) throw new UntrustedFileError(file, unwritable);
         doors.push({ ...door, file, sequences: parsed.entries });

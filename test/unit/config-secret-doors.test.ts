@@ -118,6 +118,9 @@ describe('one_time door config', () => {
     write('badline.txt', '1000,2000\n3000,x\n');
     const cfg2 = write('once3.yaml', onceDoor('badline.txt'));
     expect(await loadProblems(cfg2)).toEqual([`${cfg2}:3:15: doors[0].one_time: ${join(dir, 'badline.txt')}:2:6: invalid port 'x': expected PORT, PORT/tcp or PORT/udp (a line is PORT[:tcp|:udp],PORT...)`]);
+    write('clash.txt', '1000,2222\n');
+    const cfgClash = write('once-clash.yaml', onceDoor('clash.txt'));
+    expect(await loadProblems(cfgClash)).toEqual([`${cfgClash}:3:15: doors[0].one_time: ${join(dir, 'clash.txt')}:1: 2222/tcp is also an open port of door 'once'`]);
     write('loose.txt', '1000,2000\n', 0o644);
     const cfg3 = write('once4.yaml', onceDoor('loose.txt'));
     expect((await loadProblems(cfg3))[0]).toContain('one-time file is accessible by others (mode 0644)');
