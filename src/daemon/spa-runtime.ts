@@ -57,6 +57,8 @@ export interface SpaRuntime {
   /** Clean stop: writes the replay cache and TOTP state, so the next start needs no horizon. */
   stop(): Promise<void>;
   readonly stateFile: string;
+  /** What the timer does every CLOCK_TICK_MS: re-anchor the clock, check the floor, renew the lease when due (tests call it). */
+  tick(): Promise<void>;
 }
 
 export function spaDoors(config: KnockwatchConfig): SpaDoor[] {
@@ -151,10 +153,11 @@ export async function startSpaRuntime(config: KnockwatchConfig, users: readonly 
       : 'spa ready: datagrams with a client time up to the restart horizon are refused (the last run may have accepted them)',
   );
 
-  const tick = setInterval(() => {
+  const step = async (): Promise<void> => {
     reanchor();
-    if (leaseDue(store.server.guard.leaseUntil, now())) void renew();
-  }, CLOCK_TICK_MS);
+    if (leaseDue(store.server.guard.leaseUntil, now())) await renew();
+  };
+  const tick = setInterval(() => void step(), CLOCK_TICK_MS);
   tick.unref();
   const minute = setInterval(() => {
     const counts = store.server.counts;
@@ -180,6 +183,7 @@ export async function startSpaRuntime(config: KnockwatchConfig, users: readonly 
       return store;
     },
     stateFile: state.file,
+    tick: step,
     reload(next, nextUsers) {
       const removed = [...store.server.users.keys()].filter((u) => !nextUsers.some((n) => n.name === u));
       const t = now();
