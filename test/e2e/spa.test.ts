@@ -272,6 +272,38 @@ for (const backend of BACKENDS) {
       await expectRefused(reuse, 'totp-reused', since);
     });
 
+    it('a reload (SIGHUP) that removes a user closes that user\'s access and keeps the others', async () => {
+      const a = sources.next(4);
+      const b = sources.next(4);
+      let since = daemon.lines.length;
+      await send(a, datagram({ address: a }));
+      await send(b, datagram({ address: b, key: KEY_BOB, user: 'bob' }));
+      await daemon.waitFor(lineFor('access opened', a), `"access opened" for ${a}`, LOG_WITHIN_MS, since);
+      await daemon.waitFor(lineFor('access opened', b), `"access opened" for ${b}`, LOG_WITHIN_MS, since);
+      const text = config(dir, backend);
+      await writeFile(configPath, text.replace(/ {2}- name: bob\n {4}key_file: .*\n/, ''));
+      since = daemon.lines.length;
+      daemon.signal('SIGHUP');
+      await daemon.waitFor((l) => l.msg === 'configuration reloaded', '"configuration reloaded"', LOG_WITHIN_MS, since);
+      const closed = daemon.find(lineFor('access closed', b), since);
+      expect(closed.map((l) => l.reason)).toEqual(['reload']);
+      expect(daemon.find(lineFor('access closed', a), since)).toEqual([]);
+      const [fromB, fromA] = await probe(lab, [
+        { host: host(), port: DOOR_PORT, from: b },
+        { host: host(), port: DOOR_PORT, from: a },
+      ]);
+      expect([fromB, fromA]).toEqual(['timeout', 'open']);
+      // bob's key is gone: his next datagram is an unknown hint.
+      const b2 = sources.next(4);
+      since = daemon.lines.length;
+      await send(b2, datagram({ address: b2, key: KEY_BOB, user: 'bob' }));
+      await expectRefused(b2, 'unknown-hint', since);
+      await writeFile(configPath, text);
+      since = daemon.lines.length;
+      daemon.signal('SIGHUP');
+      await daemon.waitFor((l) => l.msg === 'configuration reloaded', '"configuration reloaded"', LOG_WITHIN_MS, since);
+    });
+
     it('after a clean restart and after a crash, a datagram accepted before never opens again', async () => {
       // Accepted, then the daemon stops cleanly (its replay cache is saved).
       const a = sources.next(4);
