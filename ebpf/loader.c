@@ -9,10 +9,11 @@
  *   knockwatch-ebpf --check [--hook tc|xdp]
  *
  * --port is a knock step, --first a door's first step (also a step), --open a
- * door's open port (see knock.bpf.c). Without any --first, every --port is
- * treated as a first step. --protocol limits the knocks delivered to these
- * protocols (default both; the daemon passes captureProtocols(), which is
- * both whenever a door has a sequence, since any SYN/UDP resets).
+ * door's open port (see knock.bpf.c); each may be a range LOW-HIGH/PROTO.
+ * Without any --first, every --port is treated as a first step. --protocol
+ * limits the knocks delivered to these protocols (default both; the daemon
+ * passes captureProtocols(), which is both whenever a door has a sequence,
+ * since any SYN/UDP resets).
  *
  * --check loads the program and exits: 0 when this kernel and these
  * privileges can run it, 1 with the reason on stderr otherwise.
@@ -429,19 +430,32 @@ static void drain(int fd)
 	}
 }
 
-static int parse_port(const char *arg, unsigned int *key)
+/* PORT/proto or LOW-HIGH/proto (a range, LOW <= HIGH: a rotating door's
+ * ports, tens of thousands, in one argument): the first and last port keys. */
+static int parse_port(const char *arg, unsigned int *key, unsigned int *last)
 {
 	char *end;
 	errno = 0;
 	long port = strtol(arg, &end, 10);
 	if (errno || end == arg || port < 1 || port > 65535)
 		return -1;
+	long high = port;
+	if (*end == '-') {
+		const char *from = end + 1;
+		errno = 0;
+		high = strtol(from, &end, 10);
+		if (errno || end == from || high < port || high > 65535)
+			return -1;
+	}
+	unsigned int proto;
 	if (strcmp(end, "/tcp") == 0)
-		*key = (unsigned int)port;
+		proto = 0;
 	else if (strcmp(end, "/udp") == 0)
-		*key = (1u << 16) | (unsigned int)port;
+		proto = 1u << 16;
 	else
 		return -1;
+	*key = proto | (unsigned int)port;
+	*last = proto | (unsigned int)high;
 	return 0;
 }
 
@@ -658,6 +672,7 @@ static void usage(void)
 	      "                       [--first PORT/tcp|udp...] [--open PORT/tcp|udp...] [--protocol tcp|udp...]\n"
 	      "                       [--hook tc|xdp] [--netns NAME|PATH] [--max-active N]\n"
 	      "                       [--stats-ms MS] [--verbose]\n"
+	      "                       (each PORT may be a range LOW-HIGH)\n"
 	      "       knockwatch-ebpf --check [--hook tc|xdp]\n",
 	      stderr);
 }
@@ -674,8 +689,9 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	const char *names[MAX_IFACES];
-	/* Port keys, each with its class in bits 17 and up. */
-	unsigned int ports[MAX_PORTS];
+	/* Port keys, each with its class in bits 17 and up; ports_last[i]: the
+	 * range's last key (the same key for a single port). */
+	unsigned int ports[MAX_PORTS], ports_last[MAX_PORTS];
 	int n_names = 0, n_ports = 0, n_steps = 0, n_first = 0, xdp = 0, check = 0;
 	unsigned int protocols = 0; /* bit 0 tcp, bit 1 udp; 0: both */
 	long max_active = KW_ACTIVE_DEFAULT, stats_ms = 1000;
@@ -697,8 +713,8 @@ int main(int argc, char **argv)
 		case 'o': {
 			const char *opt = c == 'p' ? "port" : c == 'f' ? "first" : "open";
 			unsigned int cls = c == 'p' ? KW_CLASS_STEP : c == 'f' ? KW_CLASS_FIRST : KW_CLASS_OPEN;
-			if (n_ports == MAX_PORTS || parse_port(optarg, &ports[n_ports]) < 0) {
-				msg("error", "bad --%s '%s': expected PORT/tcp or PORT/udp with PORT 1-65535", opt, optarg);
+			if (n_ports == MAX_PORTS || parse_port(optarg, &ports[n_ports], &ports_last[n_ports]) < 0) {
+				msg("error", "bad --%s '%s': expected PORT/tcp, PORT/udp or LOW-HIGH/tcp|udp with ports 1-65535", opt, optarg);
 				return 2;
 			}
 			ports[n_ports++] |= cls << 17;
@@ -804,13 +820,14 @@ int main(int argc, char **argv)
 	static unsigned long long words[KW_CLASSES * KW_WATCH_WORDS];
 	memset(words, 0, sizeof(words));
 	for (int i = 0; i < n_ports; i++) {
-		unsigned int key = ports[i] & 0x1ffff, cls = ports[i] >> 17;
+		unsigned int cls = ports[i] >> 17;
 		unsigned int classes = cls == KW_CLASS_OPEN ? 1u << KW_CLASS_OPEN
 				       : cls == KW_CLASS_FIRST || n_first == 0 ? (1u << KW_CLASS_STEP) | (1u << KW_CLASS_FIRST)
 									   : 1u << KW_CLASS_STEP;
-		for (unsigned int k = 0; k < KW_CLASSES; k++)
-			if (classes & (1u << k))
-				words[k * KW_WATCH_WORDS + (key >> 6)] |= 1ULL << (key & 63);
+		for (unsigned int key = ports[i] & 0x1ffff; key <= ports_last[i]; key++)
+			for (unsigned int k = 0; k < KW_CLASSES; k++)
+				if (classes & (1u << k))
+					words[k * KW_WATCH_WORDS + (key >> 6)] |= 1ULL << (key & 63);
 	}
 	for (unsigned int w = 0; w < KW_CLASSES * KW_WATCH_WORDS; w++) {
 		if (words[w] && bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &w, &words[w], BPF_ANY) < 0) {

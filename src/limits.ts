@@ -17,7 +17,8 @@ export const DEFAULT_MAX_SOURCES = 100_000;
 export const DOOR_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
 
 /**
- * Distinct ports (knock steps plus open ports that are not steps) the eBPF
+ * Port arguments (knock steps plus open ports that are not steps; a run of
+ * neighbouring ports of one class is one argument, src/port-runs.ts) the eBPF
  * loader accepts on its command line: MAX_PORTS in ebpf/loader.c, which must
  * stay equal to this. Past it the loader fails at start with "bad --first";
  * check-config and `run` report it first (src/config/backend-limits.ts).

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Observable } from 'rxjs';
 import type { Frame, PortSpec, Protocol } from '../types.js';
+import { loaderPortArgs } from '../port-runs.js';
 import { formatPort } from '../types.js';
 import { captureProtocols } from './filter.js';
 import {
@@ -131,9 +132,9 @@ export function loaderArgs(options: EbpfCaptureOptions): string[] {
   for (const port of first ?? []) {
     if (!steps.has(port)) throw new Error(`eBPF capture: first step ${port} is not among the knock ports`);
   }
-  for (const port of steps) args.push(first === undefined || !first.has(port) ? '--port' : '--first', port);
   // A port that is a step of some door is sent up as a step already.
-  for (const port of open) if (!steps.has(port)) args.push('--open', port);
+  // Consecutive ports of one class go as one range (a rotating door's).
+  for (const [option, value] of loaderPortArgs(options.steps, options.firstSteps, options.openPorts ?? [])) args.push(option, value);
   if (options.protocols !== undefined) {
     for (const p of captureProtocols(options.protocols)) args.push('--protocol', p);
   }

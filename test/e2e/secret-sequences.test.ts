@@ -3,7 +3,8 @@
 // iptables), the built `knockwatch knock` in the client namespace:
 //  - passphrase steps with the seed's passphrases MikroTik, is, awesome (right
 //    digests open; a wrong one resets 'wrong-payload' and stays shut);
-//  - a rotating door: the client's current sequence opens; the same packets
+//  - a rotating door over the issue's range 20000-60000 (one eBPF loader
+//    argument): the client's current sequence opens; the same packets
 //    from another source are rejected (the period is used, recorded in the
 //    state directory);
 //  - a one_time door: the client's first unused line opens and is marked used
@@ -29,7 +30,7 @@ import { addSourcePool, type SourcePool } from './support/sources.js';
 reportProgress(import.meta.url);
 
 const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
-const ROT = { steps: 4, periodMs: 30_000, range: { low: 20000, high: 23999 }, protocol: 'tcp' as const };
+const ROT = { steps: 4, periodMs: 30_000, range: { low: 20000, high: 60000 }, protocol: 'tcp' as const };
 const PASSPHRASES = ['MikroTik', 'is', 'awesome'];
 const DIGESTS = [
   '862b6133b45f398cf96d13429629edfc02dbc102d8108441436ced70651c7aad',
@@ -54,7 +55,7 @@ doors:
     open: [${DOOR_PORT}]
     duration: 20s
   - name: rot
-    rotating: { key_file: ${join(dir, 'rot.key')}, steps: 4, period: 30s, ports: 20000-23999, protocol: tcp }
+    rotating: { key_file: ${join(dir, 'rot.key')}, steps: 4, period: 30s, ports: 20000-60000, protocol: tcp }
     window: 5s
     open: [${DOOR_PORT}]
     duration: 20s
@@ -161,7 +162,7 @@ for (const backend of BACKENDS) {
       const k = rotatingKnock(KEY, ROT, Date.now());
       const from = sources.next(4);
       await writeFile(join(dir, 'client.key'), `${KEY.toString('base64')}\n`, { mode: 0o600 });
-      await knock(from, ['--ports', '20000-23999', '--key-file', join(dir, 'client.key'), '--steps', '4', '--period', '30s']);
+      await knock(from, ['--ports', '20000-60000', '--key-file', join(dir, 'client.key'), '--steps', '4', '--period', '30s']);
       await expectOpen(from, 'rot');
       const used = JSON.parse(await readFile(join(dir, 'state', 'rotating-used.json'), 'utf8')) as { doors: Record<string, { periods: number[] }> };
       expect(used.doors['rot'].periods).toContain(k.period);
