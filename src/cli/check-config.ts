@@ -2,6 +2,7 @@
 // the effective configuration (defaults filled in, durations and ports
 // normalised). Exit 0 when valid, 2 on any problem or usage error.
 import { ConfigError, configToJSON, exceededBackendLimits, formatConfig, loadConfig } from '../config/index.js';
+import { hasSpaDoors, keyBaseDir, loadSpaUsers } from '../config/users.js';
 import type { KnockwatchConfig } from '../types.js';
 import { EXIT_USAGE, parseCommandArgs, reportUsage, usageFailure } from './args.js';
 import { configErrorToJSON, explainConfigError } from './config-problems.js';
@@ -38,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
   let cfg: KnockwatchConfig;
   try {
     cfg = await loadConfig(file);
+    // spa users' key and TOTP files: read and checked as `run` does (modes, text, duplicate keys).
+    if (file !== undefined && hasSpaDoors(cfg.doors)) await loadSpaUsers(cfg.users ?? [], file, { baseDir: keyBaseDir(file) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const explained = explainConfigError(err);

@@ -60,7 +60,10 @@ export async function startSpaDaemon(initial: KnockwatchConfig, options: SpaDaem
     await checkNoListener(config, options);
     return startSpaRuntime(config, users, { logger: log, stateDir: options.stateDir ?? DEFAULT_STATE_DIR, captureClock: options.captureClock });
   };
-  if (hasSpaDoors(initial.doors)) runtime = await start(initial, await readUsers(initial, options));
+  if (hasSpaDoors(initial.doors)) {
+    runtime = await start(initial, await readUsers(initial, options));
+    if (initial.firewall === 'none') log.warn({ ports: [...new Set(spaDoors(initial).map((d) => d.port))] }, "firewall none: nothing drops the spa port, so the kernel answers every datagram there with an ICMP port unreachable (with nftables or iptables knockwatch drops it)");
+  }
 
   return {
     get store() {
