@@ -184,7 +184,8 @@ describe('loaderArgs', () => {
     expect(() => loaderArgs({ interfaces: 'kw0', steps: [{ port: 0, protocol: 'tcp' }] })).toThrow('invalid knock port');
     expect(() => loaderArgs({ interfaces: 'kw0', steps: [{ port: 70000, protocol: 'udp' }] })).toThrow('invalid knock port');
     expect(() => loaderArgs({ interfaces: 'kw0', steps, maxSources: 0 })).toThrow('maxSources 0');
-    expect(() => loaderArgs({ interfaces: 'kw0', steps, firstSteps: [] })).toThrow('no first step');
+    // Steps without any first step (spa doors only): every step goes as --port, which the loader treats as a first step.
+    expect(loaderArgs({ interfaces: 'kw0', steps, firstSteps: [] })).not.toContain('--first');
     expect(() => loaderArgs({ interfaces: 'kw0', steps, firstSteps: [{ port: 9, protocol: 'tcp' }] })).toThrow('first step 9/tcp is not among the knock ports');
     expect(() => loaderArgs({ interfaces: 'kw0', steps, openPorts: [{ port: 0, protocol: 'udp' }] })).toThrow('invalid open port');
   });
