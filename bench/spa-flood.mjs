@@ -66,7 +66,8 @@ function cpuOfTree(pid) {
     try {
       const st = readFileSync(`/proc/${d}/stat`, 'utf8');
       const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      procs.set(Number(d), { ppid: Number(rest[1]), cpu: (Number(rest[11]) + Number(rest[12])) / 100, rss: Number(rest[21]) * 4096 });
+      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      procs.set(Number(d), { comm, ppid: Number(rest[1]), cpu: (Number(rest[11]) + Number(rest[12])) / 100, rss: Number(rest[21]) * 4096 });
     } catch {
       // gone
     }
@@ -75,11 +76,14 @@ function cpuOfTree(pid) {
   for (let i = 0; i < tree.length; i++) for (const [p, v] of procs) if (v.ppid === tree[i]) tree.push(p);
   let cpu = 0;
   let rss = 0;
+  const byComm = {};
   for (const p of tree) {
-    cpu += procs.get(p)?.cpu ?? 0;
-    rss += procs.get(p)?.rss ?? 0;
+    const v = procs.get(p);
+    cpu += v?.cpu ?? 0;
+    rss += v?.rss ?? 0;
+    if (v) byComm[`${v.comm}[${p}]`] = v.cpu;
   }
-  return { cpu, rss, processes: tree.length };
+  return { cpu, rss, processes: tree.length, byComm };
 }
 
 for (const capture of values.capture.split(',')) {
@@ -119,13 +123,14 @@ for (const capture of values.capture.split(',')) {
     const opened = [];
     for (let i = 0; i < KNOCKS; i++) if (daemon.find((l) => l.msg === 'access opened' && l.source === `10.199.0.${50 + i}`).length > 0) opened.push(i);
     const cpu = after.cpu - before.cpu;
+    const split = Object.entries(after.byComm).map(([k, v]) => `${k} ${(v - (before.byComm[k] ?? 0)).toFixed(2)} s`).join(', ');
     await daemon.stop();
     const totals = daemon.find((l) => l.msg === 'spa rejections in the last minute').map((l) => l.rejected);
     const counters = daemon.find((l) => l.msg === 'knockwatch stopped')[0] ?? {};
     console.log(
       `${capture}: ${sent} junk datagrams in ${took} s (${Math.round(sent / took)}/s) + ${KNOCKS} spa knocks: ${opened.length}/${KNOCKS} opened; ` +
         `daemon CPU ${cpu.toFixed(2)} s = ${((cpu / sent) * 1e6).toFixed(2)} s per million sent; RSS ${(after.rss / 1e6).toFixed(0)} MB over ${after.processes} processes; ` +
-        `packets seen ${counters.packets ?? '?'}, knocks ${counters.knocks ?? '?'}; rejections ${JSON.stringify(totals)}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
+        `per process: ${split}; packets seen ${counters.packets ?? '?'}, knocks ${counters.knocks ?? '?'}; rejections ${JSON.stringify(totals)}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
     );
   } finally {
     await daemon?.stop().catch(() => undefined);
