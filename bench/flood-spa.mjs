@@ -227,13 +227,6 @@ async function spaSetup(dir, capture) {
       `    spa: ${SPA_PORT}/udp`,
       `    open: [${DOOR_PORT}]`,
       '    duration: 30s',
-      // eBPF capture refuses a config without any sequence first step
-      // (src/capture/ebpf.ts: 'no first step'), so both backends get this door too.
-      '  - name: seq',
-      '    sequence: [1234, 5678, 9012]',
-      '    window: 5s',
-      `    open: [${DOOR_PORT}]`,
-      '    duration: 30s',
       '',
     ].join('\n'),
   );
