@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotatingKnock } from '../../src/client/rotating.js';
 import { connectFrom } from '../../src/lab/connect.js';
+import { isCaptureReady } from '../../src/lab/daemon-process.js';
 import { createLab, type Lab } from '../../src/lab/netns.js';
 import { reportProgress } from '../support/progress.js';
 import { describeLab, labSkipReason } from '../support/lab.js';
@@ -213,6 +214,8 @@ for (const backend of BACKENDS) {
         const since = daemon.lines.length;
         daemon.signal('SIGHUP');
         await daemon.waitFor((l) => l.msg === 'configuration reloaded', 'the reload', LOG_WITHIN_MS, since);
+        // A reload reopens the capture: knocks before it is open again are not seen.
+        await daemon.waitFor(isCaptureReady, 'capture open again after the reload', LOG_WITHIN_MS, since);
         const from = sources.next(4);
         await knock(from, ['49000', '50000:udp']);
         await expectOpen(from, 'once');
