@@ -435,7 +435,7 @@ for (const r of rows) {
 for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
 for (const n of notes) process.stdout.write(`note: ${n}\n`);
 const spaNft = rows.find((r) => r.name === 'knockwatch spa (nftables)');
-if (spaNft) process.stdout.write(`\nspa knock-to-open p50 <= 3 ms with nftables: ${fmt(spaNft.p50)} -> ${spaNft.p50 <= 3 && spaNft.failures === 0 ? 'goal met' : 'goal NOT met'}\n`);
+if (spaNft) process.stdout.write(`\nspa knock-to-open p50 <= 3 ms with nftables: ${spaNft.p50.toFixed(2)} ms -> ${spaNft.p50 <= 3 && spaNft.failures === 0 ? 'goal met' : 'goal NOT met'}\n`);
 const out = new URL('./out/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'latency-last.json'), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, rows, skipped }, null, 2));
