@@ -7,6 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { isCaptureReady, spawnDaemon } from '../../src/lab/daemon-process.js';
 import type { Lab } from '../../src/lab/netns.js';
 
+/**
+ * Bound on a line the fake daemon prints at once: a node start-up. 2 s was
+ * too short with 4 test workers beside stress-ng --cpu 2 at load 12 (no line
+ * at all by then); like the tests below, 20 s (a wait that passes early costs nothing).
+ */
+const READY_WITHIN_MS = 20_000;
+
 /** A Lab whose spawn runs `node -e script` locally; the daemon's argv is ignored. */
 function fakeLab(script: string): { lab: Lab; argv: string[][] } {
   const argv: string[][] = [];
@@ -51,10 +58,10 @@ describe('spawnDaemon', () => {
     const { lab } = fakeLab(script);
     const seen: string[] = [];
     const d = spawnDaemon(lab, { cliPath: 'x', configPath: 'y', firewall: 'none', onLine: (l) => seen.push(l.msg) });
-    const ready = await d.waitFor(isCaptureReady, 'ready', 2000);
+    const ready = await d.waitFor(isCaptureReady, 'ready', READY_WITHIN_MS);
     expect(ready.msg).toBe('live capture open');
     const mark = d.lines.length;
-    const second = await d.waitFor((l) => l.msg === 'access opened' && l.source === '10.0.0.2', 'second open', 2000, mark);
+    const second = await d.waitFor((l) => l.msg === 'access opened' && l.source === '10.0.0.2', 'second open', READY_WITHIN_MS, mark);
     expect(second.source).toBe('10.0.0.2');
     expect(d.find((l) => l.msg === 'access opened').map((l) => l.source)).toEqual(['10.0.0.1', '10.0.0.2']);
     expect(d.find((l) => l.msg === 'access opened', 2)).toHaveLength(1);
@@ -66,7 +73,7 @@ describe('spawnDaemon', () => {
   it('a line logged before the wait is found; one before the mark is not', async () => {
     const { lab } = fakeLab(`console.log(${JSON.stringify(line('access closed'))}); setTimeout(() => {}, 200);`);
     const d = spawnDaemon(lab, { cliPath: 'x', configPath: 'y', firewall: 'none' });
-    await d.waitFor((l) => l.msg === 'access closed', 'close', 2000);
+    await d.waitFor((l) => l.msg === 'access closed', 'close', READY_WITHIN_MS);
     await expect(d.waitFor((l) => l.msg === 'access closed', 'a second close', 2000, d.lines.length)).rejects.toThrow(
       /daemon exited while waiting for a second close/,
     );

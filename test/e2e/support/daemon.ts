@@ -48,12 +48,19 @@ export interface Backend {
 }
 
 /**
+ * Bound on the daemon's start-up (capture open). 15 s was too short under
+ * stress-ng --cpu 2 beside 4 test workers at load 12 (iptables set-up alone
+ * took 4 s there); a wait that passes early costs nothing.
+ */
+const READY_WITHIN_MS = 40_000;
+
+/**
  * Start `knockwatch run` in the server namespace and wait until its capture is
  * open. At debug level: a reset after the first step (what every scanner
  * causes) is logged only there, and the tests wait for those too.
  */
 export function launchDaemon(lab: Lab, configPath: string, backend: Backend, extraArgs: readonly string[] = []): Promise<DaemonProcess> {
-  return startDaemonProcess(lab, { cliPath: requireBuiltCli(), configPath, firewall: backend.firewall, capture: backend.capture, logLevel: 'debug', extraArgs });
+  return startDaemonProcess(lab, { cliPath: requireBuiltCli(), configPath, firewall: backend.firewall, capture: backend.capture, logLevel: 'debug', extraArgs }, READY_WITHIN_MS);
 }
 
 /** `knockwatch remove-rules` in the server namespace (a clean stop leaves our rules in place). */
