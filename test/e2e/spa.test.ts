@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectFrom } from '../../src/lab/connect.js';
+import { isCaptureReady } from '../../src/lab/daemon-process.js';
 import { createLab, type Lab } from '../../src/lab/netns.js';
 import { parseAddress } from '../../src/spa/address.js';
 import { knockDatagram } from '../../src/spa/seal.js';
@@ -285,6 +286,8 @@ for (const backend of BACKENDS) {
       since = daemon.lines.length;
       daemon.signal('SIGHUP');
       await daemon.waitFor((l) => l.msg === 'configuration reloaded', '"configuration reloaded"', LOG_WITHIN_MS, since);
+      // A reload reopens the capture: datagrams before it is open again are not seen.
+      await daemon.waitFor(isCaptureReady, 'capture open again after the reload', LOG_WITHIN_MS, since);
       const closed = daemon.find(lineFor('access closed', b), since);
       expect(closed.map((l) => l.reason)).toEqual(['reload']);
       expect(daemon.find(lineFor('access closed', a), since)).toEqual([]);
@@ -302,6 +305,8 @@ for (const backend of BACKENDS) {
       since = daemon.lines.length;
       daemon.signal('SIGHUP');
       await daemon.waitFor((l) => l.msg === 'configuration reloaded', '"configuration reloaded"', LOG_WITHIN_MS, since);
+      // A reload reopens the capture: datagrams before it is open again are not seen.
+      await daemon.waitFor(isCaptureReady, 'capture open again after the reload', LOG_WITHIN_MS, since);
     });
 
     it('after a clean restart and after a crash, a datagram accepted before never opens again', async () => {
